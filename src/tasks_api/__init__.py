@@ -1,0 +1,1 @@
+"""Tasks API: private task lists for a Next.js + Better-Auth app."""

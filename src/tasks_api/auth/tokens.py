@@ -1,0 +1,228 @@
+"""Verify Better-Auth JWTs with PyJWT and return typed claims.
+
+Two key sources, each pinned to its own algorithms so one can never stand in for the other:
+Better-Auth's JWKS (asymmetric: EdDSA, ES256, ES512, RS256, PS256) and a shared secret (HS256).
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+
+from tasks_api.config import Settings
+from tasks_api.errors import ServiceUnavailableError, UnauthenticatedError
+
+logger = logging.getLogger(__name__)
+
+ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "ES256", "ES512", "RS256", "PS256"})
+SHARED_SECRET_ALGORITHM = "HS256"  # noqa: S105  # an algorithm name
+# Real tokens are well under 2 KiB. Anything far larger is refused before any parsing or crypto.
+MAX_TOKEN_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    sub: str
+    email: str | None = None
+    name: str | None = None
+
+
+class JwksUnavailableError(ServiceUnavailableError):
+    code = "auth_keys_unavailable"
+
+
+class JwksCache:
+    """Better-Auth's public keys by `kid`, fetched with httpx and refreshed on an unknown `kid`.
+
+    Refetches are rate-limited: a flood of tokens with made-up `kid`s costs at most one request
+    to the JWKS endpoint per `min_refetch_seconds`.
+    """
+
+    def __init__(
+        self, url: str, client: httpx.AsyncClient, *, max_age: float, min_refetch: float
+    ) -> None:
+        self._url = url
+        self._client = client
+        self._max_age = max_age
+        self._min_refetch = min_refetch
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self, kid: str) -> jwt.PyJWK | None:
+        if self._is_fresh() and kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:
+            if not (self._is_fresh() and kid in self._keys) and self._may_refetch():
+                await self._refresh()
+        return self._keys.get(kid)
+
+    def _is_fresh(self) -> bool:
+        return self._fetched_at is not None and time.monotonic() - self._fetched_at < self._max_age
+
+    def _may_refetch(self) -> bool:
+        return (
+            self._attempted_at is None or time.monotonic() - self._attempted_at >= self._min_refetch
+        )
+
+    async def _refresh(self) -> None:
+        self._attempted_at = time.monotonic()
+        try:
+            response = await self._client.get(self._url)
+            response.raise_for_status()
+            keys = _parse_jwks(response.json())
+        except (httpx.HTTPError, ValueError) as error:
+            logger.warning("JWKS fetch from %s failed: %s", self._url, type(error).__name__)
+            if not self._keys:
+                raise JwksUnavailableError(
+                    "The sign-in service's keys cannot be fetched right now. Please retry shortly."
+                ) from error
+            return  # keep serving with the keys we have
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+        logger.info("JWKS loaded: %d key(s)", len(keys))
+
+
+def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWKS document")
+    keys: dict[str, jwt.PyJWK] = {}
+    for entry in document["keys"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+            continue
+        try:
+            key = jwt.PyJWK(entry)
+        except jwt.PyJWKError:
+            logger.warning("skipping unusable JWKS key %s", entry.get("kid"))
+            continue
+        if key.algorithm_name in ASYMMETRIC_ALGORITHMS:
+            keys[entry["kid"]] = key
+    return keys
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings, jwks: JwksCache | None) -> None:
+        self._settings = settings
+        self._jwks = jwks
+        secret = settings.better_auth_secret
+        self._secret = secret.get_secret_value() if secret is not None else None
+        self._jwt = jwt.PyJWT(
+            {"verify_aud": settings.auth_audience is not None, "require": ["exp", "sub"]}
+        )
+
+    async def verify(self, token: str) -> TokenClaims:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise UnauthenticatedError("The token is too large.", code="malformed_token")
+        if token.count(".") == 1:
+            raise UnauthenticatedError(
+                "This looks like a Better-Auth session token, not a JWT. "
+                "Send the JWT from GET /api/auth/token instead.",
+                code="session_token_not_jwt",
+            )
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise UnauthenticatedError(
+                "The token is not a well-formed JWT.", code="malformed_token"
+            ) from None
+        key, algorithm = await self._key_for(header)
+        try:
+            payload = self._jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                issuer=self._settings.auth_issuer,
+                audience=self._settings.auth_audience,
+                leeway=self._settings.auth_leeway_seconds,
+            )
+        except jwt.PyJWTError as error:
+            raise _rejection(error) from None
+        return _claims(payload)
+
+    async def _key_for(self, header: dict[str, Any]) -> tuple[Any, str]:
+        algorithm = header.get("alg")
+        if algorithm == SHARED_SECRET_ALGORITHM and self._secret is not None:
+            return self._secret, algorithm
+        if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
+            kid = header.get("kid")
+            if not isinstance(kid, str) or not kid:
+                raise UnauthenticatedError(
+                    "The token names no signing key (kid).", code="unknown_key"
+                )
+            key = await self._jwks.get(kid)
+            if key is None:
+                raise UnauthenticatedError(
+                    "The token's signing key is not known.", code="unknown_key"
+                )
+            if key.algorithm_name != algorithm:
+                raise UnauthenticatedError(
+                    "The token's algorithm does not match its key.", code="invalid_signature"
+                )
+            return key.key, algorithm
+        raise UnauthenticatedError(
+            "The token's signing algorithm is not accepted.", code="unsupported_algorithm"
+        )
+
+
+_REJECTIONS: list[tuple[type[jwt.PyJWTError], str, str]] = [
+    (jwt.ExpiredSignatureError, "token_expired", "The token has expired."),
+    (jwt.ImmatureSignatureError, "token_not_yet_valid", "The token is not valid yet."),
+    (jwt.InvalidIssuedAtError, "token_not_yet_valid", "The token's issue time is in the future."),
+    (jwt.InvalidIssuerError, "invalid_issuer", "The token was issued by someone else."),
+    (jwt.InvalidAudienceError, "invalid_audience", "The token is meant for another audience."),
+    (jwt.MissingRequiredClaimError, "missing_claim", "The token lacks a required claim."),
+    (jwt.InvalidSignatureError, "invalid_signature", "The token's signature is not valid."),
+    (jwt.DecodeError, "malformed_token", "The token is not a well-formed JWT."),
+]
+
+
+def _rejection(error: jwt.PyJWTError) -> UnauthenticatedError:
+    for kind, code, detail in _REJECTIONS:
+        if isinstance(error, kind):
+            if isinstance(error, jwt.MissingRequiredClaimError):
+                detail = f"The token lacks the required '{error.claim}' claim."
+            return UnauthenticatedError(detail, code=code)
+    return UnauthenticatedError("The token is not valid.", code="invalid_token")
+
+
+def _claims(payload: dict[str, Any]) -> TokenClaims:
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not sub.strip():
+        raise UnauthenticatedError(
+            "The token's subject (sub) is missing or empty.", code="missing_claim"
+        )
+    email, name = payload.get("email"), payload.get("name")
+    return TokenClaims(
+        sub=sub,
+        email=email if isinstance(email, str) else None,
+        name=name if isinstance(name, str) else None,
+    )
+
+
+def issue_development_token(
+    secret: str,
+    sub: str,
+    *,
+    ttl_seconds: int,
+    email: str | None = None,
+    name: str | None = None,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> str:
+    """An HS256 token shaped like Better-Auth's, for curl and the Swagger UI in development."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + ttl_seconds}
+    if email is not None:
+        claims["email"] = email
+    if name is not None:
+        claims["name"] = name
+    if issuer is not None:
+        claims["iss"] = issuer
+    if audience is not None:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm=SHARED_SECRET_ALGORITHM)

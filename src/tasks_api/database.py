@@ -1,0 +1,102 @@
+"""Engine, sessions and the per-request transaction.
+
+Nothing connects at import time: `main.create_app` builds the engine in its lifespan.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import asyncpg
+import uuid6
+from fastapi import Depends, Request
+from sqlalchemy import MetaData, exc
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tasks_api.config import Settings
+from tasks_api.errors import DatabaseUnavailableError
+
+logger = logging.getLogger(__name__)
+
+# Constraint and index names come from here, never by hand, so migrations stay reproducible.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+metadata: MetaData = SQLModel.metadata
+
+# Failures that mean "the database is not reachable right now", as opposed to a bad query.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    exc.TimeoutError,  # the pool's bounded wait ran out
+    exc.InterfaceError,
+    exc.OperationalError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    target = settings.database_target
+    args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_seconds,
+        # Enforced by asyncpg on the client, which cancels the query server-side when it expires.
+        # A `statement_timeout` startup parameter would do the same, but Neon's pooler rejects
+        # startup parameters.
+        "command_timeout": settings.db_statement_timeout_seconds,
+    }
+    ssl_setting = target.ssl_setting()
+    if ssl_setting is not None:
+        args["ssl"] = ssl_setting
+    if settings.uses_pgbouncer:
+        # PgBouncer in transaction mode hands each transaction a different server connection, so a
+        # statement prepared on one is unknown (or already exists) on the next. Turn both caches off
+        # and give each prepared statement a unique name.
+        # https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#prepared-statement-name-with-pgbouncer
+        args["statement_cache_size"] = 0
+        args["prepared_statement_cache_size"] = 0
+        args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid6.uuid7()}__"
+    return args
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_target.url,
+        connect_args=connect_args(settings),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_pre_ping=settings.db_pool_pre_ping,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: objects stay readable after the commit without lazy I/O.
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session and one transaction per request: commit on success, roll back on any error."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    try:
+        async with sessionmaker() as session, session.begin():
+            yield session
+    except CONNECTION_ERRORS as error:
+        logger.warning("database unavailable: %s", type(error).__name__)
+        raise DatabaseUnavailableError(
+            "The database is not reachable right now. Please retry shortly."
+        ) from error
+
+
+# Function scope: the commit finishes before the response is sent, so a failed commit is an error
+# response rather than a silent loss. Always use this alias (the scope is part of the cache key).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

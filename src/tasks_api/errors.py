@@ -1,0 +1,75 @@
+"""Error kinds the service raises. Each knows its problem type, title, HTTP status and stable code.
+
+Plain Python: no FastAPI here, so services raise these without knowing about HTTP.
+"""
+
+from collections.abc import Mapping
+
+PROBLEM_BASE = "https://tasks-api.dev/problems/"
+
+
+class AppError(Exception):
+    status: int = 500
+    title: str = "Internal server error"
+    code: str = "internal_error"
+
+    def __init__(
+        self, detail: str, *, code: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.headers = dict(headers or {})
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.code.replace("_", "-")
+
+
+class BadRequestError(AppError):
+    status = 400
+    title = "Bad request"
+    code = "bad_request"
+
+
+class UnauthenticatedError(AppError):
+    """401 with an RFC 6750 challenge. `code` becomes the problem code; `error` the challenge's."""
+
+    status = 401
+    title = "Unauthorized"
+    code = "invalid_token"
+
+    def __init__(
+        self, detail: str, *, code: str | None = None, credentials_sent: bool = True
+    ) -> None:
+        challenge = 'Bearer realm="tasks-api"'
+        if credentials_sent:
+            # The description is a fixed sentence of ours, never the token, so no quoting issues.
+            challenge += f', error="invalid_token", error_description="{detail}"'
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": challenge})
+
+
+class NotFoundError(AppError):
+    status = 404
+    title = "Not found"
+    code = "not_found"
+
+
+class ConflictError(AppError):
+    status = 409
+    title = "Conflict"
+    code = "conflict"
+
+
+class ServiceUnavailableError(AppError):
+    status = 503
+    title = "Service unavailable"
+    code = "service_unavailable"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    code = "database_unavailable"

@@ -1,0 +1,100 @@
+"""`create_app()`: the composition root: engine, token verifier, routes, middleware, handlers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from tasks_api import health
+from tasks_api.auth import router as auth_router
+from tasks_api.auth.development import with_development_secret
+from tasks_api.auth.tokens import JwksCache, TokenVerifier
+from tasks_api.config import Settings, get_settings
+from tasks_api.database import create_engine, create_sessionmaker
+from tasks_api.logging import configure_logging
+from tasks_api.problem_details import add_problem_handlers
+from tasks_api.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
+from tasks_api.tasks import router as tasks_router
+
+logger = logging.getLogger(__name__)
+
+EXPOSED_HEADERS = ["Location", "Link", "ETag", REQUEST_ID_HEADER, "Retry-After"]
+
+
+def create_app(
+    settings: Settings | None = None, *, jwks_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the app. `jwks_transport` lets tests serve a JWKS without a network."""
+    settings = with_development_secret(settings or get_settings())
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        async with httpx.AsyncClient(
+            transport=jwks_transport, timeout=settings.auth_jwks_timeout_seconds
+        ) as http_client:
+            jwks = None
+            if settings.auth_jwks_url is not None:
+                jwks = JwksCache(
+                    settings.auth_jwks_url,
+                    http_client,
+                    max_age=settings.auth_jwks_cache_seconds,
+                    min_refetch=settings.auth_jwks_min_refetch_seconds,
+                )
+            app.state.settings = settings
+            app.state.engine = engine
+            app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.token_verifier = TokenVerifier(settings, jwks)
+            logger.info("started (%s)", settings.environment.value)
+            try:
+                yield
+            finally:
+                await engine.dispose()
+                logger.info("stopped; database pool disposed")
+
+    app = FastAPI(
+        title="Tasks API",
+        version="1.0.0",
+        summary="Private task lists for a Next.js app signed in with Better-Auth.",
+        lifespan=lifespan,
+        # Operation ids are the route function names in camelCase: `listTasks` in a TS client.
+        generate_unique_id_function=_operation_id,
+    )
+    add_problem_handlers(app)
+    app.include_router(tasks_router.router)
+    app.include_router(auth_router.router)
+    app.include_router(health.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            REQUEST_ID_HEADER,
+            "If-Match",
+            "If-None-Match",
+        ],
+        expose_headers=EXPOSED_HEADERS,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    _check_unique_operation_ids(app)
+    return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+def _check_unique_operation_ids(app: FastAPI) -> None:
+    names = [route.name for route in app.routes if isinstance(route, APIRoute)]
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise RuntimeError(f"route names must be unique operation ids: {sorted(duplicates)}")

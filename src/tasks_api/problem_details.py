@@ -1,0 +1,142 @@
+"""Every error as `application/problem+json` (RFC 9457), with a stable `code` and the request id.
+
+Hand-written rather than a library: the existing packages render the RFC fields but not our
+`code`/`request_id`/`errors` members or the `WWW-Authenticate` and `Retry-After` headers, and the
+whole mapping is this one module.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from tasks_api.errors import PROBLEM_BASE, AppError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem, plus `code` (stable, snake_case) and `request_id`."""
+
+    type: str = Field(examples=[PROBLEM_BASE + "task-not-found"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(examples=["task_not_found"])
+    request_id: str | None = None
+    errors: list[FieldError] | None = Field(default=None, description="Validation errors only.")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting problem bodies for the given statuses."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code.replace("_", "-"),
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _app_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, AppError)
+    return problem_response(
+        request,
+        status=error.status,
+        code=error.code,
+        title=error.title,
+        detail=error.detail,
+        headers=error.headers,
+    )
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"loc": list(item.get("loc", ())), "msg": item.get("msg", ""), "type": item.get("type", "")}
+        for item in error.errors()
+    ]
+    if any(item["type"] == "json_invalid" for item in errors):
+        return problem_response(
+            request, status=400, code="malformed_json", detail="The request body is not valid JSON."
+        )
+    return problem_response(
+        request,
+        status=422,
+        code="validation_failed",
+        detail="The request did not pass validation; see `errors`.",
+        errors=errors,
+    )
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    status = error.status_code
+    detail = {
+        404: "No resource lives at this path.",
+        405: f"{request.method} is not allowed on this path.",
+    }.get(status, str(error.detail))
+    return problem_response(
+        request,
+        status=status,
+        code=_HTTP_CODES.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_")),
+        detail=detail,
+        headers=dict(error.headers or {}),
+    )
+
+
+async def _unhandled(request: Request, error: Exception) -> JSONResponse:
+    logger.error("unhandled error", exc_info=error)
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        detail="Something went wrong on our side. The request id helps us find out what.",
+    )
+
+
+def add_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

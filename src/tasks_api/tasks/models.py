@@ -1,0 +1,98 @@
+"""The `tasks` table."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import uuid6
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    SmallInteger,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+
+_RANKS = {Priority.LOW: 1, Priority.MEDIUM: 2, Priority.HIGH: 3}
+_BY_RANK = {rank: priority for priority, rank in _RANKS.items()}
+
+
+class PriorityRank(TypeDecorator[Priority]):
+    """Stores a priority as its rank (1-3), so ORDER BY and keyset comparisons use a plain index."""
+
+    impl = SmallInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Priority | None, dialect: Dialect) -> int | None:
+        return None if value is None else Priority(value).rank
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Priority | None:
+        return None if value is None else _BY_RANK[value]
+
+
+def _timestamptz() -> Any:
+    return Column(DateTime(timezone=True), nullable=False)
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(
+            "(completed AND completed_at IS NOT NULL) OR (NOT completed AND completed_at IS NULL)",
+            name="completed_at_matches_completed",
+        ),
+        CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
+        # Every list query is "this owner's tasks, ordered by <key>, then id". One index per sort
+        # key, led by user_id, serves both the WHERE and the ORDER BY (scanned backwards for desc).
+        Index(None, "user_id", "created_at", "id"),
+        Index(None, "user_id", "updated_at", "id"),
+        Index(None, "user_id", "title", "id"),
+        Index(None, "user_id", "priority", "id"),
+        Index(None, "user_id", "position", "id"),
+        Index(None, "user_id", "due_date", "id"),
+        # Tasks without a due date sort last in both directions. A backward scan of the index
+        # above would put them first when descending, so that order gets an index of its own.
+        Index(
+            "ix_tasks_user_id_due_date_desc_id",
+            "user_id",
+            text("due_date DESC NULLS LAST"),
+            text("id DESC"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid6.uuid7, primary_key=True)
+    user_id: str = Field(sa_type=Text, nullable=False)
+    title: str = Field(max_length=500, nullable=False)
+    description: str | None = Field(default=None, sa_type=Text, nullable=True)
+    completed: bool = Field(
+        default=False, nullable=False, sa_column_kwargs={"server_default": text("false")}
+    )
+    completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    priority: Priority = Field(
+        default=Priority.MEDIUM,
+        sa_type=PriorityRank,
+        nullable=False,
+        sa_column_kwargs={"server_default": text("2")},
+    )
+    due_date: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    position: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": text("0")})
+    version: int = Field(default=1, nullable=False, sa_column_kwargs={"server_default": text("1")})
+    created_at: datetime = Field(sa_column=_timestamptz())
+    updated_at: datetime = Field(sa_column=_timestamptz())

@@ -1,0 +1,193 @@
+"""The API contract for tasks: request bodies, responses and list query parameters.
+
+None of these inherit from the table class, so a column change never changes the API by accident.
+Request models ignore fields they do not declare: the server-owned ones (`id`, `user_id`,
+timestamps, `version`) may be sent by existing frontends and never take effect.
+"""
+
+import re
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from tasks_api.tasks.models import Priority
+from tasks_api.text import storage_problem
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _storable_text(value: str) -> str:
+    # PostgreSQL would reject these in the database; refusing them here makes them a 422.
+    problem = storage_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _date_as_midnight_utc(value: Any) -> Any:
+    if isinstance(value, str) and _PLAIN_DATE.fullmatch(value):
+        return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+    return value
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(
+            "must include a time zone offset (RFC 3339), or be a plain YYYY-MM-DD date"
+        )
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+StorableText = Annotated[str, AfterValidator(_storable_text)]
+TaskTitle = Annotated[
+    StorableText,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    Field(
+        description="1-500 characters; surrounding white space is trimmed.", examples=["Buy milk"]
+    ),
+]
+TaskDescription = Annotated[StorableText, Field(max_length=5000)]
+TaskPosition = Annotated[
+    int, Field(ge=INT32_MIN, le=INT32_MAX, description="Manual display order.")
+]
+DueDate = Annotated[
+    datetime,
+    BeforeValidator(_date_as_midnight_utc),
+    AfterValidator(_aware_utc),
+    Field(description="RFC 3339 date-time, or YYYY-MM-DD taken as midnight UTC."),
+]
+SearchText = Annotated[StorableText, Field(min_length=1, max_length=200)]
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class TaskCreate(RequestModel):
+    title: TaskTitle
+    description: TaskDescription | None = None
+    priority: Priority = Priority.MEDIUM
+    due_date: DueDate | None = None
+    completed: bool = False
+    position: TaskPosition = 0
+
+
+class TaskUpdate(TaskCreate):
+    """PUT: replaces every writable field; an omitted optional field returns to its default."""
+
+
+_NOT_NULLABLE = ("title", "priority", "completed", "position")
+
+
+class TaskPatch(RequestModel):
+    """PATCH: only the fields sent change; `null` clears `description` or `due_date`."""
+
+    title: TaskTitle | None = None
+    description: TaskDescription | None = None
+    priority: Priority | None = None
+    due_date: DueDate | None = None
+    completed: bool | None = None
+    position: TaskPosition | None = None
+
+    @field_validator(*_NOT_NULLABLE, mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any) -> Any:
+        # Runs only for fields that were sent: a field left out stays unset, not null.
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class CompletionChange(RequestModel):
+    """Body of the completion toggle: omit it (or `completed`) to flip the current state."""
+
+    completed: bool | None = None
+
+
+class TaskResponse(ResponseModel):
+    id: uuid.UUID
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    completed_at: datetime | None
+    priority: Priority
+    due_date: datetime | None
+    position: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+TaskStatus = Literal["all", "pending", "completed"]
+TaskSort = Literal[
+    "created_at", "created", "updated_at", "title", "due_date", "priority", "position"
+]
+SortOrder = Literal["asc", "desc"]
+
+
+class TaskListParams(RequestModel):
+    """Query parameters of `GET /api/tasks`."""
+
+    status: TaskStatus = Field(default="all", description="Which tasks to return by completion.")
+    completed: bool | None = Field(default=None, description="Same as status=completed|pending.")
+    priority: Priority | None = None
+    due_before: DueDate | None = Field(
+        default=None, description="Only tasks due before this instant."
+    )
+    due_after: DueDate | None = Field(
+        default=None, description="Only tasks due after this instant."
+    )
+    q: SearchText | None = Field(
+        default=None, description="Case-insensitive substring of title or description (literal)."
+    )
+    sort: TaskSort = "created_at"
+    order: SortOrder | None = Field(
+        default=None, description="Default: desc for created_at/updated_at, asc for the others."
+    )
+    limit: int = Field(default=100, ge=1, le=500)
+    cursor: str | None = Field(
+        default=None, max_length=1024, description="Opaque; from the `Link: rel=next` header."
+    )
+
+    @model_validator(mode="after")
+    def _status_agrees_with_completed(self) -> Self:
+        contradicts = self.completed != (self.status == "completed")
+        if self.completed is not None and self.status != "all" and contradicts:
+            raise ValueError("status and completed contradict each other")
+        return self
+
+    @property
+    def completed_filter(self) -> bool | None:
+        if self.completed is not None:
+            return self.completed
+        return None if self.status == "all" else self.status == "completed"
+
+    @property
+    def sort_key(self) -> str:
+        return "created_at" if self.sort == "created" else self.sort
+
+    @property
+    def descending(self) -> bool:
+        if self.order is not None:
+            return self.order == "desc"
+        return self.sort_key in {"created_at", "updated_at"}

@@ -1,0 +1,196 @@
+"""Fixtures: real PostgreSQL (embedded, or TEST_DATABASE_URL), the app, clients and tokens.
+
+Once per run: start or locate PostgreSQL, create a fresh database and build it with
+`alembic upgrade head`. Per test: one connection with an outer transaction; the app's sessions
+join it through savepoints, and everything is rolled back at the end.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tasks_api import embedded_postgres
+from tasks_api.config import Settings
+from tasks_api.database import create_engine
+from tasks_api.main import create_app
+from tasks_api.migrations import upgrade_to_head
+from tests.tokens import HS256_SECRET, ISSUER, JWKS_URL, KID, JwksServer, TokenFactory, public_jwk
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": database_url,
+        "auth_jwks_url": JWKS_URL,
+        "better_auth_secret": HS256_SECRET,
+        "auth_issuer": ISSUER,
+        "auth_audience": ISSUER,
+        "db_connect_timeout_seconds": 2,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]  # pydantic-settings init
+
+
+def with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+async def _admin_execute(server_url: str, statement: str) -> None:
+    target = make_url(server_url)
+    connection = await asyncpg.connect(
+        user=target.username,
+        password=target.password,
+        host=target.query.get("host") or target.host,
+        port=target.port,
+        database=target.database,
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server: TEST_DATABASE_URL when set, else an embedded one for this run."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    server = embedded_postgres.start(tmp_path_factory.mktemp("postgres") / "data", keep_data=False)
+    yield embedded_postgres.database_url(server)
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh database for this run, built by the Alembic migrations."""
+    name = f"tasks_api_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"'))
+    url = with_database(postgres_server_url, name)
+    upgrade_to_head(make_settings(url))
+    yield url
+    asyncio.run(_admin_execute(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def tokens(signing_key: Ed25519PrivateKey) -> TokenFactory:
+    return TokenFactory(signing_key)
+
+
+@pytest.fixture
+def jwks_server(signing_key: Ed25519PrivateKey) -> JwksServer:
+    return JwksServer(keys=[public_jwk(signing_key, KID)])
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One connection and an outer transaction that is rolled back after the test."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        await transaction.rollback()
+
+
+def _sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    # The app's commits become savepoint releases inside the test's outer transaction.
+    return async_sessionmaker(
+        bind=connection,
+        class_=AsyncSession,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
+    )
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """For factories and for checking the database state after a request."""
+    async with _sessionmaker(connection)() as session:
+        yield session
+
+
+@pytest.fixture
+def app(settings: Settings, jwks_server: JwksServer) -> FastAPI:
+    return create_app(settings, jwks_transport=jwks_server.transport)
+
+
+@pytest.fixture
+async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over ASGI, its sessions joined to the test's rolled-back transaction."""
+    async with app.router.lifespan_context(app):
+        app.state.sessionmaker = _sessionmaker(connection)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture
+async def live_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its real pool and real commits, for concurrency tests (use fresh user ids)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture
+def owner_id() -> str:
+    return "alice" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def other_owner_id() -> str:
+    return "bob" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def owner_token(tokens: TokenFactory, owner_id: str) -> str:
+    return tokens.ed25519(owner_id)
+
+
+@pytest.fixture
+def other_owner_token(tokens: TokenFactory, other_owner_id: str) -> str:
+    return tokens.ed25519(other_owner_id)
+
+
+@pytest.fixture
+def owner_headers(owner_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {owner_token}"}
+
+
+@pytest.fixture
+def other_owner_headers(other_owner_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {other_owner_token}"}
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[1]
