@@ -7,6 +7,7 @@ join it through savepoints, and everything is rolled back at the end.
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -62,13 +63,17 @@ async def _admin_execute(server_url: str, statement: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server_url() -> Iterator[str]:
     """A PostgreSQL server: TEST_DATABASE_URL when set, else an embedded one for this run."""
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield configured
         return
-    server = embedded_postgres.start(tmp_path_factory.mktemp("postgres") / "data", keep_data=False)
+    # Not under pytest's tmp_path: the server runs as another user when tests run as root, and a
+    # concurrent pytest run may reset the permissions of pytest's temporary root.
+    server = embedded_postgres.start(
+        Path(tempfile.mkdtemp(prefix="tasks-api-test-")) / "data", keep_data=False
+    )
     yield embedded_postgres.database_url(server)
     server.cleanup()
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from tasks_api import embedded_postgres
 from tasks_api.auth.development import with_development_secret
@@ -64,7 +64,7 @@ def _load_settings() -> Settings:
         # One line per problem, naming the variable; no traceback.
         for problem in error.errors():
             name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
-            message = problem["msg"].removeprefix("Value error, ")
+            message = problem["msg"].removeprefix("Value error, ").removeprefix(f"{name}: ")
             sys.exit(f"configuration error: {name}: {message}")
         raise
 
@@ -79,7 +79,7 @@ def _with_database(settings: Settings) -> Settings:
     url = embedded_postgres.database_url(server)
     # Handed to the reloading worker process through its environment.
     os.environ["DATABASE_URL"] = url
-    return settings.model_copy(update={"database_url": url})
+    return settings.model_copy(update={"database_url": SecretStr(url)})
 
 
 def _dev(settings: Settings, host: str, port: int) -> None:

@@ -19,7 +19,12 @@ class Environment(StrEnum):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        # A rejected DATABASE_URL must not print its password in the error.
+        hide_input_in_errors=True,
     )
 
     environment: Environment = Environment.DEVELOPMENT

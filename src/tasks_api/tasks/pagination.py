@@ -51,13 +51,7 @@ def decode_cursor(cursor: str, sort: str, descending: bool) -> CursorPosition:
     checksum, payload = raw[:_CHECKSUM_BYTES], raw[_CHECKSUM_BYTES:]
     if checksum != _checksum(payload):
         raise MalformedCursorError("cursor was not issued by this service or has been altered")
-    try:
-        made_for_sort, made_descending, value, task_id = json.loads(payload)
-        if isinstance(value, dict):
-            value = datetime.fromisoformat(value["t"])
-        position = CursorPosition(made_for_sort, made_descending, value, uuid.UUID(task_id))
-    except (ValueError, TypeError, KeyError):
-        raise MalformedCursorError("cursor is malformed") from None
+    position = _parse(payload)
     if (position.sort, position.descending) != (sort, descending):
         raise MalformedCursorError(
             "cursor belongs to a different sort or order; start from the first page"
@@ -65,6 +59,25 @@ def decode_cursor(cursor: str, sort: str, descending: bool) -> CursorPosition:
     if not _VALUE_CHECKS[sort](position.value):
         raise MalformedCursorError("cursor is malformed")
     return position
+
+
+def _parse(payload: bytes) -> CursorPosition:
+    try:
+        fields = json.loads(payload)
+        if not isinstance(fields, list) or len(fields) != 4:
+            raise TypeError("not a four-item list")
+        made_for_sort, made_descending, value, task_id = fields
+        if not (
+            isinstance(made_for_sort, str)
+            and isinstance(made_descending, bool)
+            and isinstance(task_id, str)
+        ):
+            raise TypeError("wrongly typed fields")
+        if isinstance(value, dict):
+            value = datetime.fromisoformat(value["t"])
+        return CursorPosition(made_for_sort, made_descending, value, uuid.UUID(task_id))
+    except (ValueError, TypeError, KeyError):
+        raise MalformedCursorError("cursor is malformed") from None
 
 
 def _is_aware_datetime(value: Any) -> bool:
@@ -80,7 +93,7 @@ _VALUE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "title": lambda value: (
         isinstance(value, str) and len(value) <= 500 and storage_problem(value) is None
     ),
-    "priority": lambda value: value in {"low", "medium", "high"},
+    "priority": lambda value: isinstance(value, str) and value in {"low", "medium", "high"},
     "position": lambda value: (
         isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31
     ),

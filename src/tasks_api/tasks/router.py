@@ -102,6 +102,7 @@ async def toggle_task_completion(
 @router.delete(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=problem_responses(404, 422, *_AUTH),
 )
 async def delete_task(task_id: uuid.UUID, tasks: TaskServiceDep) -> None:

@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     field_validator,
     model_validator,
@@ -37,6 +38,9 @@ def _storable_text(value: str) -> str:
 
 
 def _date_as_midnight_utc(value: Any) -> Any:
+    if isinstance(value, int | float):
+        # pydantic would read a number as a Unix timestamp; the contract says RFC 3339.
+        raise ValueError("must be an RFC 3339 date-time or a YYYY-MM-DD date string")
     if isinstance(value, str) and _PLAIN_DATE.fullmatch(value):
         return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
     return value
@@ -53,25 +57,30 @@ def _aware_utc(value: datetime) -> datetime:
         raise ValueError("is out of range") from None
 
 
-StorableText = Annotated[str, AfterValidator(_storable_text)]
+# Lengths are checked after trimming, and counted in characters (code points), as PostgreSQL does.
 TaskTitle = Annotated[
-    StorableText,
+    str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(_storable_text),
     Field(
         description="1-500 characters; surrounding white space is trimmed.", examples=["Buy milk"]
     ),
 ]
-TaskDescription = Annotated[StorableText, Field(max_length=5000)]
+TaskDescription = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_storable_text)]
+# Strict: a JSON `true` or "12" is a client bug, not a position.
 TaskPosition = Annotated[
-    int, Field(ge=INT32_MIN, le=INT32_MAX, description="Manual display order.")
+    int, Strict(), Field(ge=INT32_MIN, le=INT32_MAX, description="Manual display order.")
 ]
+TaskCompleted = Annotated[bool, Strict()]
 DueDate = Annotated[
     datetime,
     BeforeValidator(_date_as_midnight_utc),
     AfterValidator(_aware_utc),
     Field(description="RFC 3339 date-time, or YYYY-MM-DD taken as midnight UTC."),
 ]
-SearchText = Annotated[StorableText, Field(min_length=1, max_length=200)]
+SearchText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_storable_text)
+]
 
 
 class RequestModel(BaseModel):
@@ -87,7 +96,7 @@ class TaskCreate(RequestModel):
     description: TaskDescription | None = None
     priority: Priority = Priority.MEDIUM
     due_date: DueDate | None = None
-    completed: bool = False
+    completed: TaskCompleted = False
     position: TaskPosition = 0
 
 
@@ -105,7 +114,7 @@ class TaskPatch(RequestModel):
     description: TaskDescription | None = None
     priority: Priority | None = None
     due_date: DueDate | None = None
-    completed: bool | None = None
+    completed: TaskCompleted | None = None
     position: TaskPosition | None = None
 
     @field_validator(*_NOT_NULLABLE, mode="before")
@@ -120,7 +129,7 @@ class TaskPatch(RequestModel):
 class CompletionChange(RequestModel):
     """Body of the completion toggle: omit it (or `completed`) to flip the current state."""
 
-    completed: bool | None = None
+    completed: TaskCompleted | None = None
 
 
 class TaskResponse(ResponseModel):
@@ -166,7 +175,10 @@ class TaskListParams(RequestModel):
     )
     limit: int = Field(default=100, ge=1, le=500)
     cursor: str | None = Field(
-        default=None, max_length=1024, description="Opaque; from the `Link: rel=next` header."
+        # Room for a cursor that ends on a 500-character title of 4-byte characters.
+        default=None,
+        max_length=4096,
+        description="Opaque; from the `Link: rel=next` header.",
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,531 @@
+"""`GET /api/tasks`: ownership, filters, search, sort keys and parameter validation.
+
+Paging (the `Link` header, cursors, walks over every sort) lives in `test_list_pagination.py`.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tasks_api.tasks.models import Priority, Task
+from tests.factories import BASE_TIME, make_task, make_tasks
+
+Params = dict[str, str | int]
+
+
+async def _list(
+    client: httpx.AsyncClient, headers: dict[str, str], params: Params | None = None
+) -> list[dict[str, Any]]:
+    response = await client.get("/api/tasks", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: list[dict[str, Any]] = response.json()
+    assert isinstance(body, list)
+    return body
+
+
+def _titles(items: list[dict[str, Any]]) -> list[str]:
+    return [item["title"] for item in items]
+
+
+def _assert_validation_problem(response: httpx.Response, parameter: str) -> None:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "validation_failed"
+    assert any(error["loc"][:2] == ["query", parameter] for error in body["errors"]), body["errors"]
+
+
+# Every filter test runs over the same tasks for two users; the other user's copies match every
+# filter too, so a missing owner condition would show up as duplicated titles.
+CATALOGUE: list[dict[str, Any]] = [
+    {
+        "title": "Pay rent",
+        "priority": Priority.HIGH,
+        "due_date": datetime(2026, 3, 1, tzinfo=UTC),
+    },
+    {
+        "title": "File taxes",
+        "completed": True,
+        "priority": Priority.HIGH,
+        "due_date": datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC),
+    },
+    {"title": "Water plants", "priority": Priority.LOW},
+    {
+        "title": "Book dentist",
+        "completed": True,
+        "priority": Priority.MEDIUM,
+        "due_date": datetime(2026, 3, 1, 12, tzinfo=UTC),
+    },
+    {
+        "title": "Read book",
+        "priority": Priority.MEDIUM,
+        "due_date": datetime(2026, 3, 2, tzinfo=UTC),
+    },
+]
+
+
+@pytest.fixture
+async def catalogue(session: AsyncSession, owner_id: str, other_owner_id: str) -> dict[str, Task]:
+    """The CATALOGUE for the owner (returned by title) and an identical copy for the other user."""
+    owned: dict[str, Task] = {}
+    for index, fields in enumerate(CATALOGUE):
+        created_at = BASE_TIME + timedelta(hours=index)
+        task = await make_task(session, owner_id, created_at=created_at, **fields)
+        await make_task(session, other_owner_id, created_at=created_at, **fields)
+        owned[task.title] = task
+    return owned
+
+
+async def test_list_tasks_returns_200_with_only_the_callers_tasks(
+    client: httpx.AsyncClient,
+    catalogue: dict[str, Task],
+    owner_headers: dict[str, str],
+    other_owner_headers: dict[str, str],
+    owner_id: str,
+    other_owner_id: str,
+) -> None:
+    mine = await _list(client, owner_headers)
+    theirs = await _list(client, other_owner_headers)
+
+    assert {item["id"] for item in mine} == {str(task.id) for task in catalogue.values()}
+    assert {item["user_id"] for item in mine} == {owner_id}
+    assert {item["user_id"] for item in theirs} == {other_owner_id}
+    assert not {item["id"] for item in mine} & {item["id"] for item in theirs}
+
+
+async def test_list_tasks_returns_every_response_field(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    owner_headers: dict[str, str],
+    owner_id: str,
+) -> None:
+    task = await make_task(
+        session,
+        owner_id,
+        title="Pay rent",
+        description="Before the 5th",
+        completed=True,
+        priority=Priority.HIGH,
+        due_date=datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+        position=-4,
+    )
+
+    assert await _list(client, owner_headers) == [
+        {
+            "id": str(task.id),
+            "user_id": owner_id,
+            "title": "Pay rent",
+            "description": "Before the 5th",
+            "completed": True,
+            "completed_at": "2026-01-01T00:00:00Z",
+            "priority": "high",
+            "due_date": "2026-03-01T09:30:00Z",
+            "position": -4,
+            "version": 1,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        }
+    ]
+
+
+async def test_list_tasks_without_tasks_returns_an_empty_array_and_no_link(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    owner_headers: dict[str, str],
+    other_owner_id: str,
+) -> None:
+    await make_tasks(session, other_owner_id, 3)
+
+    response = await client.get("/api/tasks", headers=owner_headers)
+
+    assert response.status_code == 200
+    assert response.json() == []
+    assert "link" not in response.headers
+
+
+async def test_list_tasks_without_a_token_returns_401(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/tasks")
+
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, sorted(task["title"] for task in CATALOGUE)),
+        ({"status": "all"}, sorted(task["title"] for task in CATALOGUE)),
+        ({"status": "pending"}, ["Pay rent", "Read book", "Water plants"]),
+        ({"status": "completed"}, ["Book dentist", "File taxes"]),
+        ({"completed": "false"}, ["Pay rent", "Read book", "Water plants"]),
+        ({"completed": "true"}, ["Book dentist", "File taxes"]),
+        ({"status": "all", "completed": "true"}, ["Book dentist", "File taxes"]),
+        ({"status": "completed", "completed": "true"}, ["Book dentist", "File taxes"]),
+        ({"status": "pending", "completed": "false"}, ["Pay rent", "Read book", "Water plants"]),
+    ],
+    ids=[
+        "default-is-all",
+        "all",
+        "pending",
+        "completed",
+        "completed-false",
+        "completed-true",
+        "all-and-completed-true",
+        "completed-and-completed-true",
+        "pending-and-completed-false",
+    ],
+)
+async def test_list_tasks_filters_by_completion_status(
+    client: httpx.AsyncClient,
+    catalogue: dict[str, Task],
+    owner_headers: dict[str, str],
+    params: Params,
+    expected: list[str],
+) -> None:
+    items = await _list(client, owner_headers, {**params, "sort": "title"})
+
+    assert _titles(items) == expected
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"status": "pending", "completed": "true"}, {"status": "completed", "completed": "false"}],
+    ids=["pending-but-completed", "completed-but-not"],
+)
+async def test_list_tasks_with_contradicting_status_and_completed_returns_422(
+    client: httpx.AsyncClient, owner_headers: dict[str, str], params: Params
+) -> None:
+    response = await client.get("/api/tasks", params=params, headers=owner_headers)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "validation_failed"
+
+
+@pytest.mark.parametrize(
+    ("priority", "expected"),
+    [
+        ("high", ["File taxes", "Pay rent"]),
+        ("medium", ["Book dentist", "Read book"]),
+        ("low", ["Water plants"]),
+    ],
+)
+async def test_list_tasks_filters_by_priority(
+    client: httpx.AsyncClient,
+    catalogue: dict[str, Task],
+    owner_headers: dict[str, str],
+    priority: str,
+    expected: list[str],
+) -> None:
+    items = await _list(client, owner_headers, {"priority": priority, "sort": "title"})
+
+    assert _titles(items) == expected
+
+
+# Due dates in the catalogue: File taxes 02-28 23:59:59Z, Pay rent 03-01 00:00Z,
+# Book dentist 03-01 12:00Z, Read book 03-02 00:00Z; Water plants has none.
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"due_before": "2026-03-01"}, ["File taxes"]),
+        ({"due_before": "2026-03-01T00:00:00Z"}, ["File taxes"]),
+        ({"due_before": "2026-03-01T00:00:00.000001Z"}, ["File taxes", "Pay rent"]),
+        ({"due_before": "2026-03-01T13:00:00+02:00"}, ["File taxes", "Pay rent"]),
+        ({"due_after": "2026-03-01"}, ["Book dentist", "Read book"]),
+        ({"due_after": "2026-03-01T12:00:00Z"}, ["Read book"]),
+        ({"due_after": "2026-03-01T07:00:00-05:00"}, ["Read book"]),
+        (
+            {"due_after": "2026-02-28", "due_before": "2026-03-02"},
+            ["Book dentist", "File taxes", "Pay rent"],
+        ),
+        ({"due_after": "2026-03-01", "due_before": "2026-03-01T12:00:00Z"}, []),
+        ({"due_after": "2020-01-01"}, ["Book dentist", "File taxes", "Pay rent", "Read book"]),
+        ({"due_before": "2030-01-01"}, ["Book dentist", "File taxes", "Pay rent", "Read book"]),
+    ],
+    ids=[
+        "before-plain-date-is-midnight-utc-exclusive",
+        "before-instant-is-exclusive",
+        "before-just-after-midnight",
+        "before-with-offset",
+        "after-plain-date-is-midnight-utc-exclusive",
+        "after-instant-is-exclusive",
+        "after-with-offset",
+        "between-plain-dates",
+        "between-excludes-both-bounds",
+        "after-excludes-undated",
+        "before-excludes-undated",
+    ],
+)
+async def test_list_tasks_filters_by_due_date_with_exclusive_bounds(
+    client: httpx.AsyncClient,
+    catalogue: dict[str, Task],
+    owner_headers: dict[str, str],
+    params: Params,
+    expected: list[str],
+) -> None:
+    items = await _list(client, owner_headers, {**params, "sort": "title"})
+
+    assert _titles(items) == expected
+
+
+async def test_list_tasks_combines_filters_with_and(
+    client: httpx.AsyncClient, catalogue: dict[str, Task], owner_headers: dict[str, str]
+) -> None:
+    params: Params = {
+        "status": "pending",
+        "priority": "medium",
+        "due_after": "2026-03-01",
+        "q": "BOOK",
+    }
+
+    assert _titles(await _list(client, owner_headers, params)) == ["Read book"]
+
+
+SEARCHABLE: list[dict[str, Any]] = [
+    {"title": "Buy MILK"},
+    {"title": "Call mom", "description": "Ask about the Milkman"},
+    {"title": "50% off sale"},
+    {"title": "500 items"},
+    {"title": "a_b test"},
+    {"title": "axb test"},
+    {"title": "Fix C:\\temp path"},
+    {"title": "Fix C:temp path"},
+    {"title": "Café ☕ for Zoë 🎉"},
+    {"title": "Plain", "description": "nothing to see"},
+]
+
+
+@pytest.fixture
+async def searchable(session: AsyncSession, owner_id: str, other_owner_id: str) -> None:
+    for index, fields in enumerate(SEARCHABLE):
+        created_at = BASE_TIME + timedelta(hours=index)
+        await make_task(session, owner_id, created_at=created_at, **fields)
+        await make_task(session, other_owner_id, created_at=created_at, **fields)
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("milk", ["Buy MILK", "Call mom"]),
+        ("MiLk", ["Buy MILK", "Call mom"]),
+        ("milkman", ["Call mom"]),
+        ("50%", ["50% off sale"]),
+        ("%", ["50% off sale"]),
+        ("0%", ["50% off sale"]),
+        ("a_b", ["a_b test"]),
+        ("_", ["a_b test"]),
+        ("\\", ["Fix C:\\temp path"]),
+        ("C:\\t", ["Fix C:\\temp path"]),
+        ("\\%", []),
+        ("🎉", ["Café ☕ for Zoë 🎉"]),
+        ("CAFÉ", ["Café ☕ for Zoë 🎉"]),
+        ("zoë", ["Café ☕ for Zoë 🎉"]),
+        ("☕ for", ["Café ☕ for Zoë 🎉"]),
+        ("see", ["Plain"]),
+        ("nowhere", []),
+    ],
+)
+async def test_list_tasks_q_matches_a_literal_case_insensitive_substring_of_title_or_description(
+    client: httpx.AsyncClient,
+    searchable: None,
+    owner_headers: dict[str, str],
+    q: str,
+    expected: list[str],
+) -> None:
+    items = await _list(client, owner_headers, {"q": q, "sort": "title"})
+
+    assert sorted(_titles(items)) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "'; DROP TABLE tasks; --",
+        "' OR '1'='1",
+        "%' OR 1=1 --",
+        '"); DELETE FROM tasks; --',
+        "\\'; SELECT pg_sleep(5); --",
+    ],
+)
+async def test_list_tasks_q_with_sql_is_only_searched_for(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    owner_headers: dict[str, str],
+    owner_id: str,
+    other_owner_id: str,
+    q: str,
+) -> None:
+    await make_task(session, owner_id, title="Ordinary task")
+    await make_task(session, other_owner_id, title="Someone else's task")
+    quoted = await make_task(session, owner_id, title=f"Note: {q} is an attack")
+
+    items = await _list(client, owner_headers, {"q": q})
+
+    assert [item["id"] for item in items] == [str(quoted.id)]
+    assert items[0]["title"] == f"Note: {q} is an attack"
+    both = col(Task.user_id).in_([owner_id, other_owner_id])
+    assert (await session.exec(select(func.count()).where(both))).one() == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ünïcødé ✓",
+        "日本語のタスク",
+        "🚀🔥 launch 👩‍👩‍👧‍👦",
+        "𝄞 clef outside the BMP",
+        "e\u0301 combining accent",
+        "right-to-left: مرحبا",
+    ],
+)
+async def test_list_tasks_round_trips_unicode_and_finds_it_with_q(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    owner_headers: dict[str, str],
+    owner_id: str,
+    text: str,
+) -> None:
+    await make_task(session, owner_id, title="Ascii only")
+    task = await make_task(session, owner_id, title=text, description=f"about {text}")
+
+    everything = await _list(client, owner_headers)
+    found = await _list(client, owner_headers, {"q": text[:3]})
+
+    assert {(item["title"], item["description"]) for item in everything} == {
+        ("Ascii only", None),
+        (text, f"about {text}"),
+    }
+    assert [item["id"] for item in found] == [str(task.id)]
+
+
+async def test_list_tasks_sorts_newest_first_by_default(
+    client: httpx.AsyncClient, session: AsyncSession, owner_headers: dict[str, str], owner_id: str
+) -> None:
+    await make_tasks(session, owner_id, 4)
+
+    items = await _list(client, owner_headers)
+
+    assert _titles(items) == ["Task 003", "Task 002", "Task 001", "Task 000"]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"sort": "created_at"}, ["Task 003", "Task 002", "Task 001", "Task 000"]),
+        ({"sort": "created"}, ["Task 003", "Task 002", "Task 001", "Task 000"]),
+        ({"sort": "created", "order": "asc"}, ["Task 000", "Task 001", "Task 002", "Task 003"]),
+        ({"sort": "title"}, ["Task 000", "Task 001", "Task 002", "Task 003"]),
+        ({"sort": "title", "order": "desc"}, ["Task 003", "Task 002", "Task 001", "Task 000"]),
+    ],
+    ids=["created_at", "created-alias", "created-alias-asc", "title", "title-desc"],
+)
+async def test_list_tasks_sort_and_order_parameters(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    owner_headers: dict[str, str],
+    owner_id: str,
+    params: Params,
+    expected: list[str],
+) -> None:
+    await make_tasks(session, owner_id, 4)
+
+    assert _titles(await _list(client, owner_headers, params)) == expected
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_list_tasks_sorts_tasks_without_due_date_last_in_both_orders(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    owner_headers: dict[str, str],
+    owner_id: str,
+    order: str,
+) -> None:
+    await make_task(session, owner_id, title="undated")
+    await make_task(session, owner_id, title="early", due_date=datetime(2026, 2, 1, tzinfo=UTC))
+    await make_task(session, owner_id, title="late", due_date=datetime(2026, 5, 1, tzinfo=UTC))
+
+    items = await _list(client, owner_headers, {"sort": "due_date", "order": order})
+
+    dated = ["early", "late"] if order == "asc" else ["late", "early"]
+    assert _titles(items) == [*dated, "undated"]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_list_tasks_sorts_priority_by_rank_not_by_name(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    owner_headers: dict[str, str],
+    owner_id: str,
+    order: str,
+) -> None:
+    for priority in (Priority.MEDIUM, Priority.HIGH, Priority.LOW):
+        await make_task(session, owner_id, title=priority.value, priority=priority)
+
+    items = await _list(client, owner_headers, {"sort": "priority", "order": order})
+
+    ranked = ["low", "medium", "high"]
+    assert _titles(items) == (ranked if order == "asc" else ranked[::-1])
+
+
+async def test_list_tasks_returns_at_most_100_tasks_by_default(
+    client: httpx.AsyncClient, session: AsyncSession, owner_headers: dict[str, str], owner_id: str
+) -> None:
+    await make_tasks(session, owner_id, 101)
+
+    response = await client.get("/api/tasks", headers=owner_headers)
+
+    assert response.status_code == 200
+    assert len(response.json()) == 100
+    assert 'rel="next"' in response.headers["link"]
+
+
+@pytest.mark.parametrize("limit", [1, 500])
+async def test_list_tasks_accepts_limits_from_1_to_500(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    owner_headers: dict[str, str],
+    owner_id: str,
+    limit: int,
+) -> None:
+    await make_tasks(session, owner_id, 2)
+
+    items = await _list(client, owner_headers, {"limit": limit})
+
+    assert len(items) == min(limit, 2)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        ("limit", "0"),
+        ("limit", "501"),
+        ("limit", "-1"),
+        ("limit", "ten"),
+        ("status", "done"),
+        ("status", "ALL"),
+        ("completed", "maybe"),
+        ("priority", "urgent"),
+        ("priority", "HIGH"),
+        ("sort", "user_id"),
+        ("sort", "title desc"),
+        ("order", "up"),
+        ("due_before", "tomorrow"),
+        ("due_before", "2026-03-01T10:00:00"),
+        ("due_after", "2026-02-30"),
+        ("q", ""),
+        pytest.param("q", "x" * 201, id="q-201-chars"),
+        ("q", "nul\x00byte"),
+    ],
+)
+async def test_list_tasks_with_an_invalid_query_parameter_returns_422(
+    client: httpx.AsyncClient, owner_headers: dict[str, str], parameter: str, value: str
+) -> None:
+    response = await client.get("/api/tasks", params={parameter: value}, headers=owner_headers)
+
+    _assert_validation_problem(response, parameter)
