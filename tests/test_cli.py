@@ -26,7 +26,7 @@ def _run_cli(*args: str, cwd: Path, **environment: str) -> subprocess.CompletedP
     `cwd` is a scratch directory, so no `.env` file of the checkout is read either.
     """
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), **environment}
-    return subprocess.run(  # noqa: S603  # our own entry point, no shell
+    return subprocess.run(  # our own entry point, no shell
         [sys.executable, "-m", "tasks_api.cli", *args],
         cwd=cwd,
         env=env,

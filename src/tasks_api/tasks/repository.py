@@ -65,7 +65,7 @@ class TaskRepository:
         await self._session.flush()
         return task
 
-    async def list(
+    async def find_page(
         self,
         filters: TaskFilter,
         sort: SortKey,

@@ -42,7 +42,7 @@ async def list_tasks(
     tasks: TaskServiceDep,
 ) -> list[TaskResponse]:
     """The caller's tasks, filtered and sorted, one page at a time (keyset pagination)."""
-    page = await tasks.list(params)
+    page = await tasks.list_page(params)
     if page.next_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.next_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'

@@ -44,7 +44,7 @@ class TaskService:
     async def get(self, task_id: uuid.UUID) -> Task:
         return _found(await self._tasks.get(task_id))
 
-    async def list(self, params: TaskListParams) -> TaskPage:
+    async def list_page(self, params: TaskListParams) -> TaskPage:
         sort = SortKey(params.sort_key)
         after = None
         if params.cursor is not None:
@@ -61,7 +61,9 @@ class TaskService:
             search=params.q,
         )
         # One row more than asked tells whether a next page exists, without a COUNT.
-        rows = await self._tasks.list(filters, sort, params.descending, params.limit + 1, after)
+        rows = await self._tasks.find_page(
+            filters, sort, params.descending, params.limit + 1, after
+        )
         items = rows[: params.limit]
         next_cursor = None
         if len(rows) > params.limit:
