@@ -1,13 +1,19 @@
-"""Insert tasks straight through the test session (bypassing the API) and flush."""
+"""Insert tasks straight through the test session (bypassing the API) and flush; read them back."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tasks_api.tasks.models import Task
+from tasks_api.tasks.schemas import TaskResponse
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+# Before BASE_TIME, so a write that keeps a completion time is told from one that stamps it.
+EARLIER = datetime(2025, 6, 1, tzinfo=UTC)
 
 
 async def make_task(session: AsyncSession, user_id: str, **fields: Any) -> Task:
@@ -33,3 +39,26 @@ async def make_tasks(session: AsyncSession, user_id: str, count: int, **fields: 
         )
         for index in range(count)
     ]
+
+
+async def _read(session: AsyncSession, condition: ColumnElement[bool]) -> list[dict[str, Any]]:
+    # populate_existing: the session may hold the row as it was before the request changed it.
+    statement = (
+        select(Task)
+        .where(condition)
+        .order_by(col(Task.id))
+        .execution_options(populate_existing=True)
+    )
+    rows = (await session.exec(statement)).all()
+    return [TaskResponse.model_validate(row).model_dump(mode="json") for row in rows]
+
+
+async def read_task(session: AsyncSession, task_id: uuid.UUID) -> dict[str, Any]:
+    """The stored task as the API would render it, read fresh from the database."""
+    (task,) = await _read(session, col(Task.id) == task_id)
+    return task
+
+
+async def read_tasks(session: AsyncSession, user_id: str) -> list[dict[str, Any]]:
+    """Every stored task of the user as the API would render it, read fresh, in id order."""
+    return await _read(session, col(Task.user_id) == user_id)

@@ -41,7 +41,9 @@ def _query(url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parsed.items()}
 
 
-def _cursor_of(response: httpx.Response) -> str:
+async def _next_cursor(client: httpx.AsyncClient, headers: dict[str, str], params: Params) -> str:
+    """The cursor that the first page for `params` links to."""
+    response = await client.get("/api/tasks", params=params, headers=headers)
     url = _next_url(response)
     assert url is not None, "expected a next page"
     return _query(url)["cursor"]
@@ -304,10 +306,7 @@ async def title_cursor(
 ) -> str:
     """A real cursor for the owner's `sort=title` (ascending) list, pointing after "Task 001"."""
     await make_tasks(session, owner_id, 5)
-    response = await client.get(
-        "/api/tasks", params={"sort": "title", "limit": 2}, headers=owner_headers
-    )
-    return _cursor_of(response)
+    return await _next_cursor(client, owner_headers, {"sort": "title", "limit": 2})
 
 
 def _assert_invalid_cursor(response: httpx.Response) -> None:
@@ -411,10 +410,10 @@ async def test_a_cursor_used_with_another_sort_or_order_returns_400_invalid_curs
 ) -> None:
     for day in range(1, 4):
         await make_task(session, owner_id, due_date=BASE_TIME + timedelta(days=day))
-    first = await client.get("/api/tasks", params={**made_for, "limit": 1}, headers=owner_headers)
+    cursor = await _next_cursor(client, owner_headers, {**made_for, "limit": 1})
 
     response = await client.get(
-        "/api/tasks", params={**used_with, "cursor": _cursor_of(first)}, headers=owner_headers
+        "/api/tasks", params={**used_with, "cursor": cursor}, headers=owner_headers
     )
 
     _assert_invalid_cursor(response)
@@ -424,14 +423,10 @@ async def test_a_cursor_made_for_created_works_for_its_alias_created_at(
     client: httpx.AsyncClient, session: AsyncSession, owner_headers: dict[str, str], owner_id: str
 ) -> None:
     await make_tasks(session, owner_id, 3)
-    first = await client.get(
-        "/api/tasks", params={"sort": "created", "limit": 1}, headers=owner_headers
-    )
+    cursor = await _next_cursor(client, owner_headers, {"sort": "created", "limit": 1})
 
     response = await client.get(
-        "/api/tasks",
-        params={"sort": "created_at", "cursor": _cursor_of(first)},
-        headers=owner_headers,
+        "/api/tasks", params={"sort": "created_at", "cursor": cursor}, headers=owner_headers
     )
 
     assert response.status_code == 200

@@ -156,32 +156,97 @@ async def test_list_tasks_without_a_token_returns_401(client: httpx.AsyncClient)
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+ALL = sorted(task["title"] for task in CATALOGUE)
+PENDING = ["Pay rent", "Read book", "Water plants"]
+COMPLETED = ["Book dentist", "File taxes"]
+
+
+# Due dates in the catalogue: File taxes 02-28 23:59:59Z, Pay rent 03-01 00:00Z,
+# Book dentist 03-01 12:00Z, Read book 03-02 00:00Z; Water plants has none.
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({}, sorted(task["title"] for task in CATALOGUE)),
-        ({"status": "all"}, sorted(task["title"] for task in CATALOGUE)),
-        ({"status": "pending"}, ["Pay rent", "Read book", "Water plants"]),
-        ({"status": "completed"}, ["Book dentist", "File taxes"]),
-        ({"completed": "false"}, ["Pay rent", "Read book", "Water plants"]),
-        ({"completed": "true"}, ["Book dentist", "File taxes"]),
-        ({"status": "all", "completed": "true"}, ["Book dentist", "File taxes"]),
-        ({"status": "completed", "completed": "true"}, ["Book dentist", "File taxes"]),
-        ({"status": "pending", "completed": "false"}, ["Pay rent", "Read book", "Water plants"]),
-    ],
-    ids=[
-        "default-is-all",
-        "all",
-        "pending",
-        "completed",
-        "completed-false",
-        "completed-true",
-        "all-and-completed-true",
-        "completed-and-completed-true",
-        "pending-and-completed-false",
+        # completion: `status`, or `completed` as a shorthand, or both when they agree
+        pytest.param({}, ALL, id="default-is-all"),
+        pytest.param({"status": "all"}, ALL, id="all"),
+        pytest.param({"status": "pending"}, PENDING, id="pending"),
+        pytest.param({"status": "completed"}, COMPLETED, id="completed"),
+        pytest.param({"completed": "false"}, PENDING, id="completed-false"),
+        pytest.param({"completed": "true"}, COMPLETED, id="completed-true"),
+        pytest.param(
+            {"status": "all", "completed": "true"}, COMPLETED, id="all-and-completed-true"
+        ),
+        pytest.param(
+            {"status": "completed", "completed": "true"},
+            COMPLETED,
+            id="completed-and-completed-true",
+        ),
+        pytest.param(
+            {"status": "pending", "completed": "false"}, PENDING, id="pending-and-completed-false"
+        ),
+        # priority
+        pytest.param({"priority": "high"}, ["File taxes", "Pay rent"], id="priority-high"),
+        pytest.param({"priority": "medium"}, ["Book dentist", "Read book"], id="priority-medium"),
+        pytest.param({"priority": "low"}, ["Water plants"], id="priority-low"),
+        # due date: both bounds exclusive, a plain date is midnight UTC, undated tasks never match
+        pytest.param(
+            {"due_before": "2026-03-01"},
+            ["File taxes"],
+            id="before-plain-date-is-midnight-utc-exclusive",
+        ),
+        pytest.param(
+            {"due_before": "2026-03-01T00:00:00Z"}, ["File taxes"], id="before-instant-is-exclusive"
+        ),
+        pytest.param(
+            {"due_before": "2026-03-01T00:00:00.000001Z"},
+            ["File taxes", "Pay rent"],
+            id="before-just-after-midnight",
+        ),
+        pytest.param(
+            {"due_before": "2026-03-01T13:00:00+02:00"},
+            ["File taxes", "Pay rent"],
+            id="before-with-offset",
+        ),
+        pytest.param(
+            {"due_after": "2026-03-01"},
+            ["Book dentist", "Read book"],
+            id="after-plain-date-is-midnight-utc-exclusive",
+        ),
+        pytest.param(
+            {"due_after": "2026-03-01T12:00:00Z"}, ["Read book"], id="after-instant-is-exclusive"
+        ),
+        pytest.param(
+            {"due_after": "2026-03-01T07:00:00-05:00"}, ["Read book"], id="after-with-offset"
+        ),
+        pytest.param(
+            {"due_after": "2026-02-28", "due_before": "2026-03-02"},
+            ["Book dentist", "File taxes", "Pay rent"],
+            id="between-plain-dates",
+        ),
+        pytest.param(
+            {"due_after": "2026-03-01", "due_before": "2026-03-01T12:00:00Z"},
+            [],
+            id="between-excludes-both-bounds",
+        ),
+        pytest.param(
+            {"due_after": "2020-01-01"},
+            ["Book dentist", "File taxes", "Pay rent", "Read book"],
+            id="after-excludes-undated",
+        ),
+        pytest.param(
+            {"due_before": "2030-01-01"},
+            ["Book dentist", "File taxes", "Pay rent", "Read book"],
+            id="before-excludes-undated",
+        ),
+        # several at once
+        pytest.param(
+            {"status": "pending", "priority": "medium", "due_after": "2026-03-01", "q": "BOOK"},
+            ["Read book"],
+            id="all-filters-combine-with-and",
+        ),
     ],
 )
-async def test_list_tasks_filters_by_completion_status(
+async def test_list_tasks_returns_only_the_tasks_matching_the_filters(
     client: httpx.AsyncClient,
     catalogue: dict[str, Task],
     owner_headers: dict[str, str],
@@ -206,85 +271,6 @@ async def test_list_tasks_with_contradicting_status_and_completed_returns_422(
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == "validation_failed"
-
-
-@pytest.mark.parametrize(
-    ("priority", "expected"),
-    [
-        ("high", ["File taxes", "Pay rent"]),
-        ("medium", ["Book dentist", "Read book"]),
-        ("low", ["Water plants"]),
-    ],
-)
-async def test_list_tasks_filters_by_priority(
-    client: httpx.AsyncClient,
-    catalogue: dict[str, Task],
-    owner_headers: dict[str, str],
-    priority: str,
-    expected: list[str],
-) -> None:
-    items = await _list(client, owner_headers, {"priority": priority, "sort": "title"})
-
-    assert _titles(items) == expected
-
-
-# Due dates in the catalogue: File taxes 02-28 23:59:59Z, Pay rent 03-01 00:00Z,
-# Book dentist 03-01 12:00Z, Read book 03-02 00:00Z; Water plants has none.
-@pytest.mark.parametrize(
-    ("params", "expected"),
-    [
-        ({"due_before": "2026-03-01"}, ["File taxes"]),
-        ({"due_before": "2026-03-01T00:00:00Z"}, ["File taxes"]),
-        ({"due_before": "2026-03-01T00:00:00.000001Z"}, ["File taxes", "Pay rent"]),
-        ({"due_before": "2026-03-01T13:00:00+02:00"}, ["File taxes", "Pay rent"]),
-        ({"due_after": "2026-03-01"}, ["Book dentist", "Read book"]),
-        ({"due_after": "2026-03-01T12:00:00Z"}, ["Read book"]),
-        ({"due_after": "2026-03-01T07:00:00-05:00"}, ["Read book"]),
-        (
-            {"due_after": "2026-02-28", "due_before": "2026-03-02"},
-            ["Book dentist", "File taxes", "Pay rent"],
-        ),
-        ({"due_after": "2026-03-01", "due_before": "2026-03-01T12:00:00Z"}, []),
-        ({"due_after": "2020-01-01"}, ["Book dentist", "File taxes", "Pay rent", "Read book"]),
-        ({"due_before": "2030-01-01"}, ["Book dentist", "File taxes", "Pay rent", "Read book"]),
-    ],
-    ids=[
-        "before-plain-date-is-midnight-utc-exclusive",
-        "before-instant-is-exclusive",
-        "before-just-after-midnight",
-        "before-with-offset",
-        "after-plain-date-is-midnight-utc-exclusive",
-        "after-instant-is-exclusive",
-        "after-with-offset",
-        "between-plain-dates",
-        "between-excludes-both-bounds",
-        "after-excludes-undated",
-        "before-excludes-undated",
-    ],
-)
-async def test_list_tasks_filters_by_due_date_with_exclusive_bounds(
-    client: httpx.AsyncClient,
-    catalogue: dict[str, Task],
-    owner_headers: dict[str, str],
-    params: Params,
-    expected: list[str],
-) -> None:
-    items = await _list(client, owner_headers, {**params, "sort": "title"})
-
-    assert _titles(items) == expected
-
-
-async def test_list_tasks_combines_filters_with_and(
-    client: httpx.AsyncClient, catalogue: dict[str, Task], owner_headers: dict[str, str]
-) -> None:
-    params: Params = {
-        "status": "pending",
-        "priority": "medium",
-        "due_after": "2026-03-01",
-        "q": "BOOK",
-    }
-
-    assert _titles(await _list(client, owner_headers, params)) == ["Read book"]
 
 
 SEARCHABLE: list[dict[str, Any]] = [
@@ -404,26 +390,48 @@ async def test_list_tasks_round_trips_unicode_and_finds_it_with_q(
     assert [item["id"] for item in found] == [str(task.id)]
 
 
-async def test_list_tasks_sorts_newest_first_by_default(
-    client: httpx.AsyncClient, session: AsyncSession, owner_headers: dict[str, str], owner_id: str
-) -> None:
-    await make_tasks(session, owner_id, 4)
-
-    items = await _list(client, owner_headers)
-
-    assert _titles(items) == ["Task 003", "Task 002", "Task 001", "Task 000"]
+# Created in this order. Priority names sort high < low < medium, so only ranking them gives the
+# priority orders below.
+SORTABLE: list[dict[str, Any]] = [
+    {"title": "undated medium", "priority": Priority.MEDIUM},
+    {
+        "title": "early high",
+        "priority": Priority.HIGH,
+        "due_date": datetime(2026, 2, 1, tzinfo=UTC),
+    },
+    {"title": "late low", "priority": Priority.LOW, "due_date": datetime(2026, 5, 1, tzinfo=UTC)},
+]
+OLDEST_FIRST = [fields["title"] for fields in SORTABLE]
+NEWEST_FIRST = OLDEST_FIRST[::-1]
+BY_TITLE = ["early high", "late low", "undated medium"]
 
 
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"sort": "created_at"}, ["Task 003", "Task 002", "Task 001", "Task 000"]),
-        ({"sort": "created"}, ["Task 003", "Task 002", "Task 001", "Task 000"]),
-        ({"sort": "created", "order": "asc"}, ["Task 000", "Task 001", "Task 002", "Task 003"]),
-        ({"sort": "title"}, ["Task 000", "Task 001", "Task 002", "Task 003"]),
-        ({"sort": "title", "order": "desc"}, ["Task 003", "Task 002", "Task 001", "Task 000"]),
+        ({}, NEWEST_FIRST),
+        ({"sort": "created_at"}, NEWEST_FIRST),
+        ({"sort": "created"}, NEWEST_FIRST),
+        ({"sort": "created", "order": "asc"}, OLDEST_FIRST),
+        ({"sort": "title"}, BY_TITLE),
+        ({"sort": "title", "order": "desc"}, BY_TITLE[::-1]),
+        ({"sort": "due_date", "order": "asc"}, ["early high", "late low", "undated medium"]),
+        ({"sort": "due_date", "order": "desc"}, ["late low", "early high", "undated medium"]),
+        ({"sort": "priority", "order": "asc"}, ["late low", "undated medium", "early high"]),
+        ({"sort": "priority", "order": "desc"}, ["early high", "undated medium", "late low"]),
     ],
-    ids=["created_at", "created-alias", "created-alias-asc", "title", "title-desc"],
+    ids=[
+        "default-is-newest-first",
+        "created_at",
+        "created-alias",
+        "created-alias-asc",
+        "title",
+        "title-desc",
+        "due-date-asc-undated-last",
+        "due-date-desc-undated-last",
+        "priority-asc-by-rank",
+        "priority-desc-by-rank",
+    ],
 )
 async def test_list_tasks_sort_and_order_parameters(
     client: httpx.AsyncClient,
@@ -433,44 +441,12 @@ async def test_list_tasks_sort_and_order_parameters(
     params: Params,
     expected: list[str],
 ) -> None:
-    await make_tasks(session, owner_id, 4)
+    for minutes, fields in enumerate(SORTABLE):
+        await make_task(
+            session, owner_id, created_at=BASE_TIME + timedelta(minutes=minutes), **fields
+        )
 
     assert _titles(await _list(client, owner_headers, params)) == expected
-
-
-@pytest.mark.parametrize("order", ["asc", "desc"])
-async def test_list_tasks_sorts_tasks_without_due_date_last_in_both_orders(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    owner_headers: dict[str, str],
-    owner_id: str,
-    order: str,
-) -> None:
-    await make_task(session, owner_id, title="undated")
-    await make_task(session, owner_id, title="early", due_date=datetime(2026, 2, 1, tzinfo=UTC))
-    await make_task(session, owner_id, title="late", due_date=datetime(2026, 5, 1, tzinfo=UTC))
-
-    items = await _list(client, owner_headers, {"sort": "due_date", "order": order})
-
-    dated = ["early", "late"] if order == "asc" else ["late", "early"]
-    assert _titles(items) == [*dated, "undated"]
-
-
-@pytest.mark.parametrize("order", ["asc", "desc"])
-async def test_list_tasks_sorts_priority_by_rank_not_by_name(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    owner_headers: dict[str, str],
-    owner_id: str,
-    order: str,
-) -> None:
-    for priority in (Priority.MEDIUM, Priority.HIGH, Priority.LOW):
-        await make_task(session, owner_id, title=priority.value, priority=priority)
-
-    items = await _list(client, owner_headers, {"sort": "priority", "order": order})
-
-    ranked = ["low", "medium", "high"]
-    assert _titles(items) == (ranked if order == "asc" else ranked[::-1])
 
 
 async def test_list_tasks_returns_at_most_100_tasks_by_default(

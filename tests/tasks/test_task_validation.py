@@ -1,45 +1,54 @@
 """Bounds and malformed input for every write (POST, PUT, PATCH): a problem, and nothing stored."""
 
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tasks_api.tasks.models import Task
-from tasks_api.tasks.schemas import TaskResponse
-from tests.factories import make_task
+from tests.factories import read_tasks
 from tests.problems import assert_problem
+from tests.tasks.routes import CREATE_TASK, PATCH_TASK, UPDATE_TASK, Route
 
-WRITES = ["POST", "PUT", "PATCH"]
 INT32_MAX = 2**31 - 1
 FAMILY = "\U0001f469\u200d\U0001f469\u200d\U0001f467"  # woman, woman, girl joined by ZWJ
 JSON = {"content-type": "application/json"}
 
 
-@pytest.fixture
-async def task(session: AsyncSession, owner_id: str) -> Task:
-    return await make_task(session, owner_id, title="Original", description="Untouched")
+@dataclass(frozen=True)
+class OwnerWrite:
+    """One write route, sent with the owner's token (to the owner's task where it takes an id)."""
+
+    route: Route
+    client: httpx.AsyncClient
+    headers: dict[str, str]
+    task_id: uuid.UUID
+    session: AsyncSession
+    owner_id: str
+
+    async def send(self, **request: Any) -> httpx.Response:
+        return await self.route.send(self.client, self.task_id, self.headers, **request)
+
+    async def stored(self) -> list[dict[str, Any]]:
+        """Every task of the owner as the API would render it, read fresh from the database."""
+        return await read_tasks(self.session, self.owner_id)
 
 
-def _url(method: str, task: Task) -> str:
-    return "/api/tasks" if method == "POST" else f"/api/tasks/{task.id}"
+@pytest.fixture(params=[CREATE_TASK, UPDATE_TASK, PATCH_TASK], ids=lambda route: route.method)
+def write(
+    request: pytest.FixtureRequest,
+    client: httpx.AsyncClient,
+    owner_headers: dict[str, str],
+    task: Task,
+    session: AsyncSession,
+    owner_id: str,
+) -> OwnerWrite:
+    return OwnerWrite(request.param, client, owner_headers, task.id, session, owner_id)
 
 
-async def _owner_rows(session: AsyncSession, owner_id: str) -> list[dict[str, Any]]:
-    """Every task of the owner as the API would render it, read fresh from the database."""
-    statement = (
-        select(Task)
-        .where(Task.user_id == owner_id)
-        .order_by(col(Task.id))
-        .execution_options(populate_existing=True)
-    )
-    rows = (await session.exec(statement)).all()
-    return [TaskResponse.model_validate(row).model_dump(mode="json") for row in rows]
-
-
-@pytest.mark.parametrize("method", WRITES)
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -65,27 +74,17 @@ async def _owner_rows(session: AsyncSession, owner_id: str) -> list[dict[str, An
     ],
 )
 async def test_write_with_invalid_field_returns_422_and_stores_nothing(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    owner_headers: dict[str, str],
-    owner_id: str,
-    task: Task,
-    method: str,
-    field: str,
-    value: object,
+    write: OwnerWrite, field: str, value: object
 ) -> None:
-    before = await _owner_rows(session, owner_id)
+    before = await write.stored()
 
-    response = await client.request(
-        method, _url(method, task), json={"title": "Valid", field: value}, headers=owner_headers
-    )
+    response = await write.send(json={"title": "Valid", field: value})
 
     body = assert_problem(response, 422, "validation_failed")
     assert [error["loc"] for error in body["errors"]] == [["body", field]]
-    assert await _owner_rows(session, owner_id) == before
+    assert await write.stored() == before
 
 
-@pytest.mark.parametrize("method", WRITES)
 @pytest.mark.parametrize(
     ("content", "loc"),
     [
@@ -102,27 +101,17 @@ async def test_write_with_invalid_field_returns_422_and_stores_nothing(
     ],
 )
 async def test_write_with_unusable_body_returns_422_and_stores_nothing(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    owner_headers: dict[str, str],
-    owner_id: str,
-    task: Task,
-    method: str,
-    content: bytes,
-    loc: list[str],
+    write: OwnerWrite, content: bytes, loc: list[str]
 ) -> None:
-    before = await _owner_rows(session, owner_id)
+    before = await write.stored()
 
-    response = await client.request(
-        method, _url(method, task), content=content, headers={**owner_headers, **JSON}
-    )
+    response = await write.send(content=content, headers=JSON)
 
     body = assert_problem(response, 422, "validation_failed")
     assert [error["loc"] for error in body["errors"]] == [loc]
-    assert await _owner_rows(session, owner_id) == before
+    assert await write.stored() == before
 
 
-@pytest.mark.parametrize("method", WRITES)
 @pytest.mark.parametrize(
     "content",
     [
@@ -136,25 +125,16 @@ async def test_write_with_unusable_body_returns_422_and_stores_nothing(
     ],
 )
 async def test_write_with_malformed_json_returns_400_and_stores_nothing(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    owner_headers: dict[str, str],
-    owner_id: str,
-    task: Task,
-    method: str,
-    content: bytes,
+    write: OwnerWrite, content: bytes
 ) -> None:
-    before = await _owner_rows(session, owner_id)
+    before = await write.stored()
 
-    response = await client.request(
-        method, _url(method, task), content=content, headers={**owner_headers, **JSON}
-    )
+    response = await write.send(content=content, headers=JSON)
 
     assert_problem(response, 400, "malformed_json")
-    assert await _owner_rows(session, owner_id) == before
+    assert await write.stored() == before
 
 
-@pytest.mark.parametrize("method", WRITES)
 @pytest.mark.parametrize(
     ("title", "stored"),
     [
@@ -172,27 +152,14 @@ async def test_write_with_malformed_json_returns_400_and_stores_nothing(
         pytest.param("a\u200bb", "a\u200bb", id="zero-width-space"),
     ],
 )
-async def test_write_stores_title_exactly(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    owner_headers: dict[str, str],
-    owner_id: str,
-    task: Task,
-    method: str,
-    title: str,
-    stored: str,
-) -> None:
-    response = await client.request(
-        method, _url(method, task), json={"title": title}, headers=owner_headers
-    )
+async def test_write_stores_title_exactly(write: OwnerWrite, title: str, stored: str) -> None:
+    response = await write.send(json={"title": title})
 
     assert response.status_code in {200, 201}, response.text
     assert response.json()["title"] == stored
-    rows = await _owner_rows(session, owner_id)
-    assert response.json() in rows
+    assert response.json() in await write.stored()
 
 
-@pytest.mark.parametrize("method", WRITES)
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -204,55 +171,10 @@ async def test_write_stores_title_exactly(
     ],
 )
 async def test_write_accepts_field_at_its_bound(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    owner_headers: dict[str, str],
-    owner_id: str,
-    task: Task,
-    method: str,
-    field: str,
-    value: object,
+    write: OwnerWrite, field: str, value: object
 ) -> None:
-    response = await client.request(
-        method, _url(method, task), json={"title": "Bound", field: value}, headers=owner_headers
-    )
+    response = await write.send(json={"title": "Bound", field: value})
 
     assert response.status_code in {200, 201}, response.text
     assert response.json()[field] == value
-    assert response.json() in await _owner_rows(session, owner_id)
-
-
-@pytest.mark.parametrize(
-    ("method", "suffix", "body"),
-    [
-        ("GET", "", None),
-        ("PUT", "", {"title": "x"}),
-        ("PATCH", "", {"title": "x"}),
-        ("PATCH", "/complete", None),
-        ("DELETE", "", None),
-    ],
-)
-@pytest.mark.parametrize(
-    "task_id",
-    [
-        "not-a-uuid",
-        "123",
-        "0195f3a1-7c2e-7d4b-9a61-2f0c1e7b9a1",
-        "0195f3a1-7c2e-7d4b-9a61-2f0c1e7b9a10ff",
-    ],
-    ids=["word", "number", "one-digit-short", "two-digits-long"],
-)
-async def test_invalid_task_id_in_path_returns_422(
-    client: httpx.AsyncClient,
-    owner_headers: dict[str, str],
-    method: str,
-    suffix: str,
-    body: dict[str, Any] | None,
-    task_id: str,
-) -> None:
-    response = await client.request(
-        method, f"/api/tasks/{task_id}{suffix}", json=body, headers=owner_headers
-    )
-
-    problem = assert_problem(response, 422, "validation_failed")
-    assert [error["loc"] for error in problem["errors"]] == [["path", "task_id"]]
+    assert response.json() in await write.stored()
