@@ -47,7 +47,7 @@ def with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
-async def _admin_execute(server_url: str, statement: str) -> None:
+async def admin_execute(server_url: str, statement: str) -> None:
     target = make_url(server_url)
     connection = await asyncpg.connect(
         user=target.username,
@@ -82,11 +82,11 @@ def postgres_server_url() -> Iterator[str]:
 def database_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh database for this run, built by the Alembic migrations."""
     name = f"tasks_api_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"'))
     url = with_database(postgres_server_url, name)
     upgrade_to_head(make_settings(url))
     yield url
-    asyncio.run(_admin_execute(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    asyncio.run(admin_execute(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

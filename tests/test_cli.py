@@ -17,7 +17,7 @@ from sqlalchemy import text
 from tasks_api.config import Settings
 from tasks_api.database import create_engine
 from tasks_api.main import create_app
-from tests.conftest import _admin_execute, make_settings, with_database
+from tests.conftest import admin_execute, make_settings, with_database
 
 
 def _run_cli(*args: str, cwd: Path, **environment: str) -> subprocess.CompletedProcess[str]:
@@ -129,9 +129,9 @@ def test_migrate_with_a_non_postgres_url_fails_with_one_line_naming_the_variable
 @pytest.fixture
 async def empty_database_url(postgres_server_url: str) -> AsyncIterator[str]:
     name = f"tasks_api_cli_{uuid.uuid4().hex[:12]}"
-    await _admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"')
+    await admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"')
     yield with_database(postgres_server_url, name)
-    await _admin_execute(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin_execute(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 async def test_migrate_builds_the_schema_of_an_empty_database(

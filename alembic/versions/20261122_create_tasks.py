@@ -6,8 +6,11 @@ the ORDER BY (forward, or a backward scan for descending) come straight from the
 predicate `(key, id) > (:key, :id)` is a range on it, and LIMIT stops early. No sort of the owner's
 whole set is needed, however many tasks they have.
 
-- due_date sorts tasks without a date last in both directions. A backward scan would put NULLs
-  first, so the descending order has its own index (due_date DESC NULLS LAST, id DESC).
+- due_date sorts tasks without a date last in both directions, by an expression that is never
+  NULL: COALESCE(due_date, 'infinity') ascending and COALESCE(due_date, '-infinity') descending.
+  Each has an index, and the keyset predicate stays a single row comparison (an index range)
+  instead of "(due_date, id) > (...) OR due_date IS NULL", which can only be a filter.
+- Descending orders are plain DESC with no NULLS clause, so a backward scan serves them.
 - priority is stored as a rank (1 low, 2 medium, 3 high), so sorting by it is an integer comparison.
 - Filters (completed, priority, due range) are applied on top of the chosen index; the text search
   (`q`, ILIKE on title/description) scans within the owner's rows only.
@@ -62,13 +65,16 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
-        "ix_tasks_user_id_due_date_desc_id",
+        "ix_tasks_user_id_due_date_asc_id",
         "tasks",
-        ["user_id", sa.literal_column("due_date DESC NULLS LAST"), sa.literal_column("id DESC")],
+        ["user_id", sa.text("COALESCE(due_date, 'infinity'::timestamptz)"), "id"],
         unique=False,
     )
     op.create_index(
-        op.f("ix_tasks_user_id_due_date_id"), "tasks", ["user_id", "due_date", "id"], unique=False
+        "ix_tasks_user_id_due_date_desc_id",
+        "tasks",
+        ["user_id", sa.text("COALESCE(due_date, '-infinity'::timestamptz)"), "id"],
+        unique=False,
     )
     op.create_index(
         op.f("ix_tasks_user_id_position_id"), "tasks", ["user_id", "position", "id"], unique=False
@@ -92,7 +98,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_tasks_user_id_title_id"), table_name="tasks")
     op.drop_index(op.f("ix_tasks_user_id_priority_id"), table_name="tasks")
     op.drop_index(op.f("ix_tasks_user_id_position_id"), table_name="tasks")
-    op.drop_index(op.f("ix_tasks_user_id_due_date_id"), table_name="tasks")
     op.drop_index("ix_tasks_user_id_due_date_desc_id", table_name="tasks")
+    op.drop_index("ix_tasks_user_id_due_date_asc_id", table_name="tasks")
     op.drop_index(op.f("ix_tasks_user_id_created_at_id"), table_name="tasks")
     op.drop_table("tasks")

@@ -14,10 +14,12 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     TypeDecorator,
+    literal_column,
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlmodel import Field, SQLModel
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Field, SQLModel, col, func
 
 
 class Priority(StrEnum):
@@ -47,6 +49,10 @@ class PriorityRank(TypeDecorator[Priority]):
         return None if value is None else _BY_RANK[value]
 
 
+# Where tasks without a due date go: after every date going up, after every date going down.
+_NO_DUE_DATE = {False: "'infinity'::timestamptz", True: "'-infinity'::timestamptz"}
+
+
 def _timestamptz() -> Any:
     return Column(DateTime(timezone=True), nullable=False)
 
@@ -66,14 +72,19 @@ class Task(SQLModel, table=True):
         Index(None, "user_id", "title", "id"),
         Index(None, "user_id", "priority", "id"),
         Index(None, "user_id", "position", "id"),
-        Index(None, "user_id", "due_date", "id"),
-        # Tasks without a due date sort last in both directions. A backward scan of the index
-        # above would put them first when descending, so that order gets an index of its own.
+        # Tasks without a due date sort last both ways: by COALESCE(due_date, +/-infinity), an
+        # expression that is never NULL, so keyset comparisons stay index range conditions.
+        Index(
+            "ix_tasks_user_id_due_date_asc_id",
+            "user_id",
+            text(f"COALESCE(due_date, {_NO_DUE_DATE[False]})"),
+            "id",
+        ),
         Index(
             "ix_tasks_user_id_due_date_desc_id",
             "user_id",
-            text("due_date DESC NULLS LAST"),
-            text("id DESC"),
+            text(f"COALESCE(due_date, {_NO_DUE_DATE[True]})"),
+            "id",
         ),
     )
 
@@ -96,3 +107,12 @@ class Task(SQLModel, table=True):
     version: int = Field(default=1, nullable=False, sa_column_kwargs={"server_default": text("1")})
     created_at: datetime = Field(sa_column=_timestamptz())
     updated_at: datetime = Field(sa_column=_timestamptz())
+
+
+def no_due_date_sorts_as(descending: bool) -> ColumnElement[datetime]:
+    return literal_column(_NO_DUE_DATE[descending], DateTime(timezone=True))
+
+
+def due_date_sort_key(descending: bool) -> ColumnElement[datetime]:
+    """The due-date sort expression, the same SQL as its index, so the planner uses it."""
+    return func.coalesce(col(Task.due_date), no_due_date_sorts_as(descending))

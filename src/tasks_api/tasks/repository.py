@@ -7,13 +7,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, literal, or_, tuple_, update
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import ColumnElement, case, delete, literal, or_, tuple_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from tasks_api.tasks.models import Priority, Task
+from tasks_api.tasks.models import Priority, Task, due_date_sort_key, no_due_date_sorts_as
 
 
 class SortKey(StrEnum):
@@ -73,15 +72,13 @@ class TaskRepository:
         limit: int,
         after: Keyset | None = None,
     ) -> Sequence[Task]:
-        column = _SORT_COLUMNS[sort]
+        key = _sort_expression(sort, descending)
         statement = self._select().where(*_filter_conditions(filters))
         if after is not None:
-            statement = statement.where(_after(column, descending, after))
-        if descending:
-            order = [column.desc().nulls_last(), col(Task.id).desc()]
-        else:
-            order = [column.asc().nulls_last(), col(Task.id).asc()]
-        result = await self._session.exec(statement.order_by(*order).limit(limit))
+            statement = statement.where(_after(key, descending, after))
+        result = await self._session.exec(
+            statement.order_by(*_order_by(key, descending)).limit(limit)
+        )
         return result.all()
 
     async def update(
@@ -139,8 +136,19 @@ class TaskRepository:
         return result.scalar_one_or_none()
 
 
-_SORT_COLUMNS: dict[SortKey, InstrumentedAttribute[Any]] = {
-    key: getattr(Task, key.value) for key in SortKey
+def _sort_expression(sort: SortKey, descending: bool) -> ColumnElement[Any]:
+    """What a list is ordered by. Never NULL, so the keyset predicate is one row comparison that
+    the matching index can range-scan."""
+    if sort is SortKey.DUE_DATE:
+        # Tasks without a due date come last in both directions: they sort as +infinity going
+        # up and -infinity going down. Both expressions have an index of their own.
+        return due_date_sort_key(descending)
+    return _SORT_COLUMNS[sort]
+
+
+# The plain columns; `.expression` is the Core column that comparisons and ORDER BY take.
+_SORT_COLUMNS: dict[SortKey, ColumnElement[Any]] = {
+    key: getattr(Task, key.value).expression for key in SortKey if key is not SortKey.DUE_DATE
 }
 
 
@@ -170,18 +178,17 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _after(
-    column: InstrumentedAttribute[Any], descending: bool, after: Keyset
-) -> ColumnElement[bool]:
-    def beyond(left: Any, right: Any) -> ColumnElement[bool]:
-        return left < right if descending else left > right  # type: ignore[no-any-return]
+def _order_by(key: ColumnElement[Any], descending: bool) -> list[ColumnElement[Any]]:
+    # Plain ASC/DESC (no NULLS clause): a backward scan of an ascending index serves DESC.
+    if descending:
+        return [key.desc(), col(Task.id).desc()]
+    return [key.asc(), col(Task.id).asc()]
 
-    task_id = col(Task.id)
+
+def _after(key: ColumnElement[Any], descending: bool, after: Keyset) -> ColumnElement[bool]:
     if after.value is None:
-        # Only the sort key can be NULL (due_date), and NULLs come last: stay among them.
-        return and_(column.is_(None), beyond(task_id, after.task_id))
-    boundary = tuple_(literal(after.value, column.type), literal(after.task_id))
-    past = beyond(tuple_(column, task_id), boundary)
-    if column.nullable:
-        return or_(past, column.is_(None))
-    return past
+        boundary_value: ColumnElement[Any] = no_due_date_sorts_as(descending)
+    else:
+        boundary_value = literal(after.value, key.type)
+    row, boundary = tuple_(key, col(Task.id)), tuple_(boundary_value, literal(after.task_id))
+    return row < boundary if descending else row > boundary
