@@ -1,11 +1,9 @@
-"""Error kinds the service raises. Each knows its problem type, title, HTTP status and stable code.
+"""Error kinds the service raises. Each knows its title, HTTP status and stable code.
 
 Plain Python: no FastAPI here, so services raise these without knowing about HTTP.
 """
 
 from collections.abc import Mapping
-
-PROBLEM_BASE = "https://tasks-api.dev/problems/"
 
 
 class AppError(Exception):
@@ -21,10 +19,6 @@ class AppError(Exception):
         if code is not None:
             self.code = code
         self.headers = dict(headers or {})
-
-    @property
-    def type(self) -> str:
-        return PROBLEM_BASE + self.code.replace("_", "-")
 
 
 class BadRequestError(AppError):
@@ -54,12 +48,6 @@ class NotFoundError(AppError):
     status = 404
     title = "Not found"
     code = "not_found"
-
-
-class ConflictError(AppError):
-    status = 409
-    title = "Conflict"
-    code = "conflict"
 
 
 class ServiceUnavailableError(AppError):

@@ -16,12 +16,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from tasks_api.errors import PROBLEM_BASE, AppError
+from tasks_api.errors import AppError
 from tasks_api.request_context import REQUEST_ID_HEADER
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Problem types are identifiers (RFC 9457 section 3.1.1): the code, as a URI.
+PROBLEM_BASE = "https://tasks-api.dev/problems/"
 
 
 class FieldError(BaseModel):
