@@ -65,6 +65,11 @@ def write(
         pytest.param("position", -INT32_MAX - 2, id="position-below-int32"),
         pytest.param("position", 10**30, id="position-huge"),
         pytest.param("position", 1.5, id="position-fraction"),
+        pytest.param("position", True, id="position-boolean"),
+        pytest.param("position", "12", id="position-string"),
+        pytest.param("completed", 1, id="completed-number"),
+        pytest.param("completed", "true", id="completed-string"),
+        pytest.param("due_date", 1767225600, id="due-date-unix-timestamp"),
         pytest.param("due_date", "2026-01-01T10:00:00", id="due-date-naive"),
         pytest.param("due_date", "next tuesday", id="due-date-garbage"),
         pytest.param("due_date", "2026-02-30", id="due-date-impossible-day"),
@@ -168,6 +173,8 @@ async def test_write_stores_title_exactly(write: OwnerWrite, title: str, stored:
         pytest.param("description", "", id="description-empty"),
         pytest.param("position", INT32_MAX, id="position-int32-max"),
         pytest.param("position", -INT32_MAX - 1, id="position-int32-min"),
+        # JSON Schema's integer includes numbers with a zero fraction.
+        pytest.param("position", 12.0, id="position-integral-float"),
     ],
 )
 async def test_write_accepts_field_at_its_bound(

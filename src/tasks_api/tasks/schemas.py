@@ -67,9 +67,19 @@ TaskTitle = Annotated[
     ),
 ]
 TaskDescription = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_storable_text)]
-# Strict: a JSON `true` or "12" is a client bug, not a position.
+
+
+def _json_number(value: Any) -> Any:
+    # JSON Schema's integer includes 3.0, but a `true` or "12" is a client bug, not a position.
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number")
+    return value
+
+
 TaskPosition = Annotated[
-    int, Strict(), Field(ge=INT32_MIN, le=INT32_MAX, description="Manual display order.")
+    int,
+    Field(ge=INT32_MIN, le=INT32_MAX, description="Manual display order."),
+    BeforeValidator(_json_number),
 ]
 TaskCompleted = Annotated[bool, Strict()]
 DueDate = Annotated[
@@ -107,8 +117,20 @@ class TaskUpdate(TaskCreate):
 _NOT_NULLABLE = ("title", "priority", "completed", "position")
 
 
+def _offer_no_null(schema: dict[str, Any]) -> None:
+    """In the contract, these fields may be left out but never be null: drop the `null` branch
+    and the `default: null` that `X | None = None` would document."""
+    for name in _NOT_NULLABLE:
+        field = schema["properties"][name]
+        branches = [branch for branch in field.pop("anyOf") if branch != {"type": "null"}]
+        field.pop("default", None)
+        field.update(branches[0])
+
+
 class TaskPatch(RequestModel):
     """PATCH: only the fields sent change; `null` clears `description` or `due_date`."""
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: _offer_no_null(schema))
 
     title: TaskTitle | None = None
     description: TaskDescription | None = None
