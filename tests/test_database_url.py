@@ -17,7 +17,13 @@ PGBOUNCER_SETTINGS = ("statement_cache_size", "prepared_statement_cache_size")
 
 
 def _settings(database_url: str, **overrides: Any) -> Settings:
-    return Settings(_env_file=None, environment="test", database_url=database_url, **overrides)
+    return Settings(
+        _env_file=None,
+        environment="test",
+        database_url=database_url,
+        better_auth_secret="a-test-secret-long-enough-for-hs256-0123456789",
+        **overrides,
+    )
 
 
 def _assert_verifying(context: object) -> None:

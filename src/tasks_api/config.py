@@ -74,11 +74,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _require_key_source_outside_development(self) -> Self:
-        if self.environment is Environment.PRODUCTION:
-            if self.auth_jwks_url is None and self.better_auth_secret is None:
-                raise ValueError("set AUTH_JWKS_URL or BETTER_AUTH_SECRET in production")
-            if self.database_url is None:
-                raise ValueError("set DATABASE_URL in production")
+        # Development alone may run without: it generates a local secret (auth/development.py).
+        no_key_source = self.auth_jwks_url is None and self.better_auth_secret is None
+        if self.environment is not Environment.DEVELOPMENT and no_key_source:
+            raise ValueError(f"set AUTH_JWKS_URL or BETTER_AUTH_SECRET ({self.environment} mode)")
+        if self.environment is Environment.PRODUCTION and self.database_url is None:
+            raise ValueError("set DATABASE_URL in production")
         return self
 
     @property
