@@ -117,6 +117,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         proxy_headers=True,
+        # The app writes one structured line per request (with request and user id) already.
+        access_log=False,
     )
 
 
