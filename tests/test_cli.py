@@ -1,10 +1,8 @@
 """The real `tasks-api` command, run as a subprocess with an environment the test controls."""
 
 import asyncio
-import os
 import stat
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,24 +15,12 @@ from sqlalchemy import text
 from tasks_api.config import Settings
 from tasks_api.database import create_engine
 from tasks_api.main import create_app
+from tests.commands import cli_environment, run_cli
 from tests.conftest import admin_execute, make_settings, with_database
 
 
-def _run_cli(*args: str, cwd: Path, **environment: str) -> subprocess.CompletedProcess[str]:
-    """Run `tasks-api <args>` with only PATH/HOME from this process plus `environment`.
-
-    `cwd` is a scratch directory, so no `.env` file of the checkout is read either.
-    """
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), **environment}
-    return subprocess.run(  # our own entry point, no shell
-        [sys.executable, "-m", "tasks_api.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def _run_cli(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, cwd=cwd, environment=cli_environment(**settings))
 
 
 def _issue_token(data_dir: Path) -> str:

@@ -1,92 +1,14 @@
 """The README's first command, for real: `tasks-api dev` on a fresh data folder, used over HTTP."""
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _environment(data_dir: Path) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "SSL_CERT_FILE", "TMPDIR")
-    return {
-        **{name: os.environ[name] for name in keep if name in os.environ},
-        "DATA_DIR": str(data_dir),
-    }
-
-
-class DevServer:
-    def __init__(self, data_dir: Path, workdir: Path) -> None:
-        self.data_dir = data_dir
-        self.workdir = workdir
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self) -> str:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tasks_api.cli", "dev", "--port", str(self.port)],
-            cwd=self.workdir,
-            env=_environment(self.data_dir),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, (
-                self.process.stdout.read() if self.process.stdout else ""
-            )
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
-                    return self.banner()
-            except httpx.TransportError:
-                time.sleep(0.2)
-        pytest.fail("the dev server did not answer /health within 60 s")
-
-    def banner(self) -> str:
-        assert self.process is not None
-        assert self.process.stdout is not None
-        lines: list[str] = []
-        while "Try:" not in "".join(lines):
-            lines.append(self.process.stdout.readline())
-        return "".join(lines)
-
-    def token(self, sub: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "tasks_api.cli", "token", "--sub", sub],
-            cwd=self.workdir,
-            env=_environment(self.data_dir),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return result.stdout.strip()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+from tests.commands import ServerProcess, cli_environment, run_cli
 
 
 @pytest.fixture
@@ -97,15 +19,23 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _token(sub: str, workdir: Path, environment: dict[str, str]) -> str:
+    result = run_cli("token", "--sub", sub, cwd=workdir, environment=environment)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_dev_serves_every_endpoint_on_an_embedded_database_that_survives_a_restart(
     data_dir: Path, tmp_path: Path
 ) -> None:
-    server = DevServer(data_dir, tmp_path)
+    environment = cli_environment(DATA_DIR=str(data_dir))
+    server = ServerProcess("dev", workdir=tmp_path, environment=environment)
     try:
-        banner = server.start()
+        server.start()
+        banner = server.read_until("Try:")
         assert f"{server.base_url}/docs" in banner
         assert "tasks-api token --sub" in banner
-        headers = {"Authorization": f"Bearer {server.token('alice')}"}
+        headers = {"Authorization": f"Bearer {_token('alice', tmp_path, environment)}"}
 
         with httpx.Client(base_url=server.base_url, headers=headers, timeout=10) as api:
             assert api.get("/health/ready").json() == {"status": "ok"}
