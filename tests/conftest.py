@@ -26,6 +26,7 @@ from tasks_api.config import Settings
 from tasks_api.database import create_engine
 from tasks_api.main import create_app
 from tasks_api.migrations import upgrade_to_head
+from tests.asgi import serving
 from tests.tokens import HS256_SECRET, ISSUER, JWKS_URL, KID, JwksServer, TokenFactory, public_jwk
 
 
@@ -150,20 +151,15 @@ def app(settings: Settings, jwks_server: JwksServer) -> FastAPI:
 @pytest.fixture
 async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
     """The app over ASGI, its sessions joined to the test's rolled-back transaction."""
-    async with app.router.lifespan_context(app):
-        app.state.sessionmaker = _sessionmaker(connection)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    async with serving(app, sessionmaker=_sessionmaker(connection)) as client:
+        yield client
 
 
 @pytest.fixture
 async def live_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its real pool and real commits, for concurrency tests (use fresh user ids)."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import jwt
 import pytest
 from sqlalchemy import text
@@ -15,6 +14,7 @@ from sqlalchemy import text
 from tasks_api.config import Settings
 from tasks_api.database import create_engine
 from tasks_api.main import create_app
+from tests.asgi import serving
 from tests.commands import cli_environment, run_cli
 from tests.conftest import admin_execute, make_settings, with_database
 
@@ -59,10 +59,8 @@ async def test_development_token_is_accepted_by_the_app(tmp_path: Path, database
     )
     app = create_app(settings)
 
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            response = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    async with serving(app) as client:
+        response = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
 
     assert response.status_code == 200
     assert response.json() == {"id": "alice", "email": "a@x.io", "name": "Alice"}

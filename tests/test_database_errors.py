@@ -11,6 +11,7 @@ from sqlmodel import func, select
 from tasks_api.config import Settings
 from tasks_api.database import SessionDep
 from tasks_api.main import create_app
+from tests.asgi import serving
 from tests.conftest import make_settings
 from tests.problems import assert_problem
 from tests.tokens import JwksServer
@@ -31,10 +32,8 @@ async def slow_query_client(
     app = create_app(settings, jwks_transport=jwks_server.transport)
     # A route that exists only in this test, running a statement of the caller's length.
     app.add_api_route("/test/sleep", _sleep_in_database)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield app, client
+    async with serving(app) as client:
+        yield app, client
 
 
 async def test_statement_past_the_timeout_returns_503_quickly_and_frees_its_connection(

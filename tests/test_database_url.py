@@ -1,6 +1,7 @@
 import ssl
 from typing import Any
 
+import certifi
 import pytest
 from pydantic import ValidationError
 
@@ -26,6 +27,10 @@ def _settings(database_url: str, **overrides: Any) -> Settings:
     )
 
 
+# A real bundle of trusted CAs (certifi comes with httpx).
+SYSTEM_CA_FILE = certifi.where()
+
+
 def _assert_verifying(context: object) -> None:
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode is ssl.CERT_REQUIRED
@@ -41,7 +46,7 @@ def test_neon_console_url_becomes_asyncpg_with_verified_tls_and_no_channel_bindi
     assert target.url.host == "ep-x-pooler.region.aws.neon.tech"
     assert target.url.database == "db"
     assert dict(target.url.query) == {}
-    assert target.dropped == ("channel_binding",)
+    assert "channel_binding" not in target.url.query
     assert target.sslmode == "require"
     assert target.is_pooler_host is True
     _assert_verifying(target.ssl_setting())
@@ -66,7 +71,22 @@ def test_every_postgres_scheme_becomes_the_asyncpg_driver(raw: str) -> None:
         "app",
     )
     assert target.is_pooler_host is False
-    assert target.dropped == ()
+    assert target.url.query == {}
+
+
+def test_sslrootcert_is_the_trust_anchor_of_the_verifying_context() -> None:
+    target = parse_database_url(
+        f"postgresql://user:pw@db.example.com/app?sslmode=verify-full&sslrootcert={SYSTEM_CA_FILE}"
+    )
+
+    assert target.sslrootcert == SYSTEM_CA_FILE
+    assert target.url.query == {}
+    _assert_verifying(target.ssl_setting())
+
+
+def test_missing_sslrootcert_file_is_refused_at_start() -> None:
+    with pytest.raises(InvalidDatabaseUrlError, match="sslrootcert"):
+        parse_database_url("postgresql://u@db.example.com/app?sslrootcert=/nonexistent/ca.pem")
 
 
 def test_unix_socket_host_query_is_passed_through() -> None:

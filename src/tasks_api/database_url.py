@@ -5,7 +5,8 @@ builds the engine from it, so both agree on what a URL means.
 """
 
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from sqlalchemy.engine import URL, make_url
@@ -34,7 +35,6 @@ class DatabaseTarget:
     sslmode: str | None = None
     sslrootcert: str | None = None
     is_pooler_host: bool = False
-    dropped: tuple[str, ...] = field(default_factory=tuple)
 
     def ssl_setting(self) -> SslSetting:
         """The value for asyncpg's `ssl` argument (None: asyncpg's default, `prefer`)."""
@@ -66,11 +66,9 @@ def parse_database_url(raw: str) -> DatabaseTarget:
     query = dict(url.query)
     sslmode = _single(query.pop("sslmode", None), "sslmode")
     sslrootcert = _single(query.pop("sslrootcert", None), "sslrootcert")
-    dropped: list[str] = []
     # asyncpg cannot do SCRAM channel binding; verified TLS gives the same protection against a
     # man in the middle, so the parameter is dropped rather than refused.
-    if query.pop("channel_binding", None) is not None:
-        dropped.append("channel_binding")
+    query.pop("channel_binding", None)
     unknown = sorted(set(query) - _PASSED_THROUGH)
     if unknown:
         raise InvalidDatabaseUrlError(f"unsupported query parameter(s): {', '.join(unknown)}")
@@ -78,6 +76,8 @@ def parse_database_url(raw: str) -> DatabaseTarget:
         raise InvalidDatabaseUrlError(
             f"sslmode={sslmode!r} is not one of {', '.join(sorted(_SSLMODES))}"
         )
+    if sslrootcert is not None and not Path(sslrootcert).is_file():
+        raise InvalidDatabaseUrlError(f"sslrootcert file {sslrootcert!r} does not exist")
     if url.port is not None and not 0 < url.port < 65536:
         raise InvalidDatabaseUrlError(f"port {url.port} is out of range")
 
@@ -87,7 +87,6 @@ def parse_database_url(raw: str) -> DatabaseTarget:
         sslmode=sslmode,
         sslrootcert=sslrootcert,
         is_pooler_host="-pooler" in host,
-        dropped=tuple(dropped),
     )
 
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tasks_api.main import create_app
+from tests.asgi import serving
 from tests.conftest import make_settings
 from tests.tokens import JwksServer
 
@@ -32,11 +33,7 @@ def app_client(database_url: str, jwks_server: JwksServer) -> AppClient:
     ) -> AsyncIterator[httpx.AsyncClient]:
         settings = make_settings(database_url, **overrides)
         app = create_app(settings, jwks_transport=jwks_transport or jwks_server.transport)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://testserver"
-            ) as client:
-                yield client
+        async with serving(app) as client:
+            yield client
 
     return open_client

@@ -74,6 +74,7 @@ class Task(SQLModel, table=True):
         Index(None, "user_id", "position", "id"),
         # Tasks without a due date sort last both ways: by COALESCE(due_date, +/-infinity), an
         # expression that is never NULL, so keyset comparisons stay index range conditions.
+        # Expression indexes are named here: the naming convention has no column names for them.
         Index(
             "ix_tasks_user_id_due_date_asc_id",
             "user_id",
