@@ -2,12 +2,15 @@
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from tasks_api.config import Settings, get_settings
 from tasks_api.database import create_engine
+from tasks_api.migrations import MIGRATION_LOCK_KEY
 from tasks_api.models import metadata
 
 config = context.config
@@ -32,7 +35,15 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         target_metadata=metadata,
         compare_type=True,
         compare_server_default=True,
+        on_version_apply=_record_applied,
     )
+
+
+def _record_applied(*, step: Any, **_: Any) -> None:
+    # Read back by migrations.upgrade_to_head, so `migrate` can say what it did.
+    applied = config.attributes.get("applied_revisions")
+    if applied is not None and step.is_upgrade:
+        applied.extend(step.up_revision_ids)
 
 
 def run_migrations_offline() -> None:
@@ -44,6 +55,9 @@ def run_migrations_offline() -> None:
 def _run_sync(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
+        # Before Alembic reads the current revision: concurrent runs queue here, and each later
+        # one finds the work done (see tasks_api/migrations.py).
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-_INHERITED = ("PATH", "HOME", "LANG", "SSL_CERT_FILE", "TMPDIR")
+from tests.processes import free_port
+
+# DATABASE_POOLER: set by the PgBouncer leg (tests/pgbouncer.py) for servers started by tests too.
+_INHERITED = ("PATH", "HOME", "LANG", "SSL_CERT_FILE", "TMPDIR", "DATABASE_POOLER")
 
 
 def cli_environment(**settings: str) -> dict[str, str]:
@@ -32,18 +34,12 @@ def run_cli(*args: str, cwd: Path, environment: dict[str, str]) -> subprocess.Co
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class ServerProcess:
     def __init__(self, command: str, *, workdir: Path, environment: dict[str, str]) -> None:
         self.command = command
         self.workdir = workdir
         self.environment = environment
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
 

@@ -90,6 +90,15 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
     asyncio.run(admin_execute(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+async def empty_database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A brand-new database with no schema at all, dropped after the test."""
+    name = f"tasks_api_empty_{uuid.uuid4().hex[:12]}"
+    await admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"')
+    yield with_database(postgres_server_url, name)
+    await admin_execute(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)

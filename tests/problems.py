@@ -34,3 +34,9 @@ def without_request_id(response: httpx.Response) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     body.pop("request_id")
     return body
+
+
+def assert_database_unavailable(response: httpx.Response) -> None:
+    """The 503 a client gets while the database cannot be reached: retry, after a pause."""
+    assert_problem(response, 503, "database_unavailable")
+    assert response.headers["retry-after"].isdigit()

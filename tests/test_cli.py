@@ -3,8 +3,6 @@
 import asyncio
 import stat
 import subprocess
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jwt
@@ -16,7 +14,7 @@ from tasks_api.database import create_engine
 from tasks_api.main import create_app
 from tests.asgi import serving
 from tests.commands import cli_environment, run_cli
-from tests.conftest import admin_execute, make_settings, with_database
+from tests.conftest import make_settings
 
 
 def _run_cli(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -108,14 +106,6 @@ def test_migrate_with_a_non_postgres_url_fails_with_one_line_naming_the_variable
     assert len(lines) == 1, result.stderr
     assert "DATABASE_URL" in lines[0]
     assert "Traceback" not in result.stderr
-
-
-@pytest.fixture
-async def empty_database_url(postgres_server_url: str) -> AsyncIterator[str]:
-    name = f"tasks_api_cli_{uuid.uuid4().hex[:12]}"
-    await admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"')
-    yield with_database(postgres_server_url, name)
-    await admin_execute(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 async def test_migrate_builds_the_schema_of_an_empty_database(

@@ -1,19 +1,23 @@
 """Slow or unreachable database: a 503 problem with Retry-After, quickly, never a 500 or a hang."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import make_url
 from sqlmodel import func, select
 
-from tasks_api.config import Settings
 from tasks_api.database import SessionDep
 from tasks_api.main import create_app
 from tests.asgi import serving
 from tests.conftest import make_settings
-from tests.problems import assert_problem
+from tests.polling import eventually
+from tests.problems import assert_database_unavailable, assert_problem
 from tests.tokens import JwksServer
 
 
@@ -22,18 +26,43 @@ async def _sleep_in_database(session: SessionDep, seconds: float) -> dict[str, s
     return {"slept": str(seconds)}
 
 
+@asynccontextmanager
+async def _serving_with_sleep_route(
+    database_url: str, jwks_server: JwksServer, **settings: object
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    # One pooled connection, so that "given back" and "busy" are easy to observe.
+    app = create_app(
+        make_settings(database_url, db_pool_size=1, db_max_overflow=0, **settings),
+        jwks_transport=jwks_server.transport,
+    )
+    # A route that exists only in these tests, running a statement of the caller's length.
+    app.add_api_route("/test/sleep", _sleep_in_database)
+    async with serving(app) as client:
+        yield app, client
+
+
 @pytest.fixture
 async def slow_query_client(
     database_url: str, jwks_server: JwksServer
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    settings: Settings = make_settings(
-        database_url, db_statement_timeout_seconds=0.5, db_pool_size=1, db_max_overflow=0
+    async with _serving_with_sleep_route(
+        database_url, jwks_server, db_statement_timeout_seconds=0.5
+    ) as served:
+        yield served
+
+
+async def _sleeping_backends(database_url: str) -> int:
+    connection = await asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
-    app = create_app(settings, jwks_transport=jwks_server.transport)
-    # A route that exists only in this test, running a statement of the caller's length.
-    app.add_api_route("/test/sleep", _sleep_in_database)
-    async with serving(app) as client:
-        yield app, client
+    try:
+        count: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return count
 
 
 async def test_statement_past_the_timeout_returns_503_quickly_and_frees_its_connection(
@@ -51,3 +80,35 @@ async def test_statement_past_the_timeout_returns_503_quickly_and_frees_its_conn
     # The pool has a single connection: the next request can only succeed if it was given back.
     assert (await client.get("/test/sleep", params={"seconds": 0})).status_code == 200
     assert app.state.engine.pool.checkedout() == 0
+
+
+async def test_a_statement_past_the_timeout_is_cancelled_in_the_database_too(
+    slow_query_client: tuple[FastAPI, httpx.AsyncClient], database_url: str
+) -> None:
+    _, client = slow_query_client
+
+    response = await client.get("/test/sleep", params={"seconds": 30})
+
+    assert_problem(response, 503, "database_unavailable")
+    # Not merely abandoned by the client: no server process is left sleeping on its behalf.
+    assert await _sleeping_backends(database_url) == 0
+
+
+async def test_a_full_pool_queues_for_a_bounded_time_then_answers_503(
+    database_url: str, jwks_server: JwksServer
+) -> None:
+    async with _serving_with_sleep_route(
+        database_url, jwks_server, db_pool_timeout_seconds=0.5, db_statement_timeout_seconds=10
+    ) as (app, client):
+        holder = asyncio.create_task(client.get("/test/sleep", params={"seconds": 2}))
+        await eventually(lambda: app.state.engine.pool.checkedout() == 1)
+
+        started = time.monotonic()
+        queued = await client.get("/test/sleep", params={"seconds": 0})
+        waited = time.monotonic() - started
+
+        assert_database_unavailable(queued)
+        assert 0.4 < waited < 1.5
+        # The request holding the connection is unaffected, and afterwards the pool serves again.
+        assert (await holder).status_code == 200
+        assert (await client.get("/test/sleep", params={"seconds": 0})).status_code == 200

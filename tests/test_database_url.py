@@ -18,6 +18,8 @@ PGBOUNCER_SETTINGS = ("statement_cache_size", "prepared_statement_cache_size")
 
 
 def _settings(database_url: str, **overrides: Any) -> Settings:
+    # Explicit, so that the PgBouncer leg's DATABASE_POOLER=pgbouncer cannot decide for the test.
+    overrides.setdefault("database_pooler", "auto")
     return Settings(
         _env_file=None,
         environment="test",

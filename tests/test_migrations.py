@@ -1,28 +1,33 @@
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tasks_api.config import Settings
 from tasks_api.database import create_engine
-from tasks_api.migrations import downgrade_to_base, upgrade_to_head
+from tasks_api.migrations import (
+    MIGRATION_LOCK_KEY,
+    alembic_config,
+    downgrade_to_base,
+    upgrade_to_head,
+)
 from tasks_api.models import metadata
-from tests.conftest import admin_execute, make_settings, with_database
+from tests.commands import cli_environment
+from tests.conftest import make_settings
 
 
 @pytest.fixture
-async def empty_database_settings(postgres_server_url: str) -> AsyncIterator[Settings]:
-    """Settings for a brand-new, empty database on the test server, dropped afterwards."""
-    name = f"tasks_api_migrations_{uuid.uuid4().hex[:12]}"
-    await admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"')
-    yield make_settings(with_database(postgres_server_url, name))
-    await admin_execute(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+def empty_database_settings(empty_database_url: str) -> Settings:
+    return make_settings(empty_database_url)
 
 
 async def _public_tables(settings: Settings) -> set[str]:
@@ -81,3 +86,66 @@ async def test_every_index_of_the_models_exists_after_migrating(engine: AsyncEng
     modelled = {index.name for index in metadata.tables["tasks"].indexes}
     assert migrated == modelled | {"pk_tasks"}
     assert "ix_tasks_user_id_due_date_desc_id" in migrated
+
+
+async def _waiting_for_the_migration_lock(connection: asyncpg.Connection) -> int:
+    count: int = await connection.fetchval(
+        # A bigint advisory key is stored as its high and low 32 bits.
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND (classid::bigint << 32 | objid::bigint) = $1",
+        MIGRATION_LOCK_KEY,
+    )
+    return count
+
+
+async def test_concurrent_migrate_commands_apply_each_migration_exactly_once(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Replicas all running `tasks-api migrate` on deploy: one migrates, the others find it done."""
+    replicas = 4
+    environment = cli_environment(DATABASE_URL=empty_database_url, DATA_DIR=str(tmp_path))
+    target = make_url(empty_database_url).set(drivername="postgresql")
+    holder = await asyncpg.connect(target.render_as_string(hide_password=False))
+    try:
+        # Hold the lock in a transaction while every replica starts, so all of them queue on it
+        # and race the moment it is released (a transaction: PgBouncer keeps it on one server).
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+        processes = [
+            await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "tasks_api.cli", "migrate"),
+                cwd=tmp_path,
+                env=environment,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for _ in range(replicas)
+        ]
+        deadline = time.monotonic() + 60
+        while await _waiting_for_the_migration_lock(holder) < replicas:
+            assert time.monotonic() < deadline, "the replicas never queued on the lock"
+            assert all(process.returncode is None for process in processes), "a replica exited"
+            await asyncio.sleep(0.05)
+        await transaction.commit()
+        async with asyncio.timeout(60):
+            results = [await process.communicate() for process in processes]
+    finally:
+        await holder.close()
+
+    assert [process.returncode for process in processes] == [0] * replicas, results
+    outputs = [stdout.decode() for stdout, _ in results]
+    assert all("database is at the latest migration" in stdout for stdout in outputs)
+    migrated = [stdout for stdout in outputs if "applied 1 migration(s)" in stdout]
+    assert len(migrated) == 1, outputs
+    settings = make_settings(empty_database_url)
+    assert await _public_tables(settings) == {"alembic_version", "tasks"}
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            versions = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            assert [row.version_num for row in versions] == [
+                ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+            ]
+    finally:
+        await engine.dispose()

@@ -84,7 +84,7 @@ def _with_database(settings: Settings) -> Settings:
 
 def _dev(settings: Settings, host: str, port: int) -> None:
     settings = with_development_secret(_with_database(settings))
-    upgrade_to_head(settings)
+    upgrade_to_head(settings.for_migrations())
     secret = settings.better_auth_secret
     if secret is not None and settings.auth_jwks_url is None:
         os.environ["BETTER_AUTH_SECRET"] = secret.get_secret_value()
@@ -119,11 +119,16 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         proxy_headers=True,
         # The app writes one structured line per request (with request and user id) already.
         access_log=False,
+        # SIGTERM: stop accepting, let in-flight requests finish (bounded), then the lifespan
+        # disposes of the database pool.
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 
 
 def _migrate(settings: Settings) -> None:
-    upgrade_to_head(_with_database(settings))
+    applied = upgrade_to_head(_with_database(settings).for_migrations())
+    if applied:
+        print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
     print("database is at the latest migration")
 
 

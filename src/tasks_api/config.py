@@ -5,7 +5,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+import limits
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tasks_api.database_url import DatabaseTarget, InvalidDatabaseUrlError, parse_database_url
@@ -15,6 +16,25 @@ class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
     PRODUCTION = "production"
+
+
+# RATE_LIMIT_STORAGE_URL schemes, each with the `limits` async storage it selects.
+_RATE_LIMIT_STORAGES = {
+    "memory": "async+memory",
+    "redis": "async+redis",
+    "rediss": "async+rediss",
+    "redis+unix": "async+redis+unix",
+}
+
+
+def rate_limit_storage_uri(url: str) -> str:
+    """RATE_LIMIT_STORAGE_URL in `limits`' terms: `redis://host` -> `async+redis://host`."""
+    scheme, separator, rest = url.partition("://")
+    storage = _RATE_LIMIT_STORAGES.get(scheme.lower().removeprefix("async+"))
+    if not separator or storage is None:
+        # The message leaves out the URL: it may carry a Redis password.
+        raise ValueError("use memory://, redis://, rediss:// or redis+unix:// (or async+ forms)")
+    return f"{storage}://{rest}"
 
 
 class Settings(BaseSettings):
@@ -31,6 +51,8 @@ class Settings(BaseSettings):
 
     # Database. Unset in development: `dev` starts an embedded PostgreSQL under DATA_DIR.
     database_url: SecretStr | None = None
+    # Neon's direct (unpooled) endpoint, used by `migrate` when set; DATABASE_URL otherwise.
+    database_direct_url: SecretStr | None = None
     database_pooler: Literal["auto", "pgbouncer", "none"] = "auto"
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_max_overflow: int = Field(default=5, ge=0, le=100)
@@ -53,7 +75,23 @@ class Settings(BaseSettings):
 
     # HTTP.
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
+    # Request size limits (request_limits.py): 413, 414, 431 before any route runs. The largest
+    # valid task is about 22 KB as UTF-8 JSON (66 KB if every character is an emoji sent as \u
+    # escapes). A cursor alone may be 4096 characters; a list query with every parameter at its
+    # longest is about 6.7 KB. uvicorn (httptools) refuses a request-target over 64 KiB itself,
+    # and has no header limit of its own.
+    max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
+    max_query_string_bytes: int = Field(default=8192, ge=4608, le=32768)
+    max_header_bytes: int = Field(default=16384, ge=4096, le=65536)
+    # On SIGTERM, `serve` lets in-flight requests finish for at most this long, then closes them.
+    shutdown_timeout_seconds: int = Field(default=25, ge=1, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Rate limits (rate_limits.py): per verified user, and per address for requests without one.
+    rate_limit_enabled: bool = True
+    rate_limit_per_user: str = "300/minute"
+    rate_limit_per_address: str = "60/minute"
+    rate_limit_storage_url: str = "memory://"
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -62,14 +100,34 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("database_url")
+    @field_validator("rate_limit_per_user", "rate_limit_per_address")
     @classmethod
-    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_rate_limit(cls, value: str) -> str:
+        try:
+            items = limits.parse_many(value)
+        except ValueError:
+            items = []
+        # One limit per bucket: the RateLimit-* headers describe a single window.
+        if len(items) != 1 or items[0].amount < 1:
+            raise ValueError(
+                f"expected one limit such as 300/minute or 50/10 seconds, got {value!r}"
+            )
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _check_rate_limit_storage_url(cls, value: str) -> str:
+        rate_limit_storage_uri(value)
+        return value
+
+    @field_validator("database_url", "database_direct_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None:
             try:
                 parse_database_url(value.get_secret_value())
             except InvalidDatabaseUrlError as exc:
-                raise ValueError(f"DATABASE_URL: {exc}") from None
+                raise ValueError(f"{str(info.field_name).upper()}: {exc}") from None
         return value
 
     @model_validator(mode="after")
@@ -87,6 +145,12 @@ class Settings(BaseSettings):
         if self.database_url is None:
             raise RuntimeError("DATABASE_URL is not set")
         return parse_database_url(self.database_url.get_secret_value())
+
+    def for_migrations(self) -> Self:
+        """These settings pointed at DATABASE_DIRECT_URL when it is set (see README, Neon)."""
+        if self.database_direct_url is None:
+            return self
+        return self.model_copy(update={"database_url": self.database_direct_url})
 
     @property
     def uses_pgbouncer(self) -> bool:

@@ -44,6 +44,22 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 
+# SQLSTATEs that mean "not now" whatever the statement: connection exceptions (class 08), the
+# server shutting down or starting up (57P01-57P03), too many connections (53300), a statement
+# cancelled by a timeout (57014). SQLAlchemy reports some of them as a plain DBAPIError.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "57014")
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True for failures that a retry after a pause may cure, as opposed to a bad statement."""
+    if isinstance(error, CONNECTION_ERRORS):
+        return True
+    if isinstance(error, exc.DBAPIError):
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        unavailable = isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+        return error.connection_invalidated or unavailable
+    return False
+
 
 def connect_args(settings: Settings) -> dict[str, Any]:
     target = settings.database_target
@@ -91,7 +107,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     try:
         async with sessionmaker() as session, session.begin():
             yield session
-    except CONNECTION_ERRORS as error:
+    except Exception as error:
+        if not is_database_unavailable(error):
+            raise
         logger.warning("database unavailable: %s", type(error).__name__)
         raise DatabaseUnavailableError(
             "The database is not reachable right now. Please retry shortly."

@@ -50,6 +50,34 @@ class NotFoundError(AppError):
     code = "not_found"
 
 
+# Request size limits (request_limits.py). Titles are RFC 9110/6585's reason phrases.
+class ContentTooLargeError(AppError):
+    status = 413
+    title = "Content too large"
+    code = "body_too_large"
+
+
+class UriTooLongError(AppError):
+    status = 414
+    title = "URI too long"
+    code = "query_too_long"
+
+
+class HeaderFieldsTooLargeError(AppError):
+    status = 431
+    title = "Request header fields too large"
+    code = "headers_too_large"
+
+
+class RateLimitExceededError(AppError):
+    status = 429
+    title = "Too many requests"
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
 class ServiceUnavailableError(AppError):
     status = 503
     title = "Service unavailable"

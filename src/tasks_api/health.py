@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tasks_api.database import CONNECTION_ERRORS
+from tasks_api.database import is_database_unavailable
 from tasks_api.errors import DatabaseUnavailableError
 from tasks_api.problem_details import problem_responses
 
@@ -35,7 +35,9 @@ async def get_readiness(request: Request) -> HealthStatus:
     try:
         async with asyncio.timeout(timeout), engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-    except CONNECTION_ERRORS as error:
+    except Exception as error:
+        if not is_database_unavailable(error):
+            raise
         logger.warning("readiness check failed: %s", type(error).__name__)
         raise DatabaseUnavailableError("The database is not reachable.") from error
     return HealthStatus(status="ok")

@@ -17,12 +17,21 @@ from tasks_api.config import Settings, get_settings
 from tasks_api.database import create_engine, create_sessionmaker
 from tasks_api.logging import configure_logging
 from tasks_api.problem_details import add_problem_handlers
+from tasks_api.rate_limits import RATE_LIMIT_HEADERS, RateLimiter, RateLimitHeadersMiddleware
 from tasks_api.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
+from tasks_api.request_limits import RequestLimitsMiddleware
 from tasks_api.tasks import router as tasks_router
 
 logger = logging.getLogger(__name__)
 
-EXPOSED_HEADERS = ["Location", "Link", "ETag", REQUEST_ID_HEADER, "Retry-After"]
+EXPOSED_HEADERS = [
+    "Location",
+    "Link",
+    "ETag",
+    REQUEST_ID_HEADER,
+    "Retry-After",
+    *RATE_LIMIT_HEADERS,
+]
 
 
 def create_app(
@@ -50,10 +59,16 @@ def create_app(
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             app.state.token_verifier = TokenVerifier(settings, jwks)
+            rate_limiter = (
+                RateLimiter.from_settings(settings) if settings.rate_limit_enabled else None
+            )
+            app.state.rate_limiter = rate_limiter
             logger.info("started (%s)", settings.environment.value)
             try:
                 yield
             finally:
+                if rate_limiter is not None:
+                    await rate_limiter.close()
                 await engine.dispose()
                 logger.info("stopped; database pool disposed")
 
@@ -69,6 +84,15 @@ def create_app(
     app.include_router(tasks_router.router)
     app.include_router(auth_router.router)
     app.include_router(health.router)
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimitHeadersMiddleware)
+    # Inside CORS, so a browser can read a 413; inside the request context, so it has an id.
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_query_string_bytes=settings.max_query_string_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

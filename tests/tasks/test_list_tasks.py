@@ -11,8 +11,10 @@ import pytest
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tasks_api.config import Settings
 from tasks_api.tasks.models import Priority, Task
 from tests.factories import BASE_TIME, make_task, make_tasks
+from tests.problems import assert_problem
 
 Params = dict[str, str | int]
 
@@ -496,6 +498,7 @@ async def test_list_tasks_accepts_limits_from_1_to_500(
         ("due_after", "2026-02-30"),
         ("q", ""),
         pytest.param("q", "x" * 201, id="q-201-chars"),
+        pytest.param("cursor", "A" * 4097, id="cursor-4097-chars"),
         ("q", "nul\x00byte"),
     ],
 )
@@ -505,3 +508,43 @@ async def test_list_tasks_with_an_invalid_query_parameter_returns_422(
     response = await client.get("/api/tasks", params={parameter: value}, headers=owner_headers)
 
     _assert_validation_problem(response, parameter)
+
+
+@pytest.mark.parametrize("q", ["x" * 200, "🎉" * 200], ids=["200-chars", "200-emoji"])
+async def test_list_tasks_accepts_a_q_of_200_characters(
+    client: httpx.AsyncClient, owner_headers: dict[str, str], q: str
+) -> None:
+    assert await _list(client, owner_headers, {"q": q}) == []
+
+
+async def test_list_tasks_reads_a_cursor_of_4096_characters(
+    client: httpx.AsyncClient, owner_headers: dict[str, str]
+) -> None:
+    response = await client.get("/api/tasks", params={"cursor": "A" * 4096}, headers=owner_headers)
+
+    # Within the length bound, so it is decoded (and found not to be ours), not refused as long.
+    assert_problem(response, 400, "invalid_cursor")
+
+
+async def test_list_tasks_with_every_parameter_at_its_longest_fits_the_default_query_limit(
+    client: httpx.AsyncClient, owner_headers: dict[str, str], settings: Settings
+) -> None:
+    longest: Params = {
+        "status": "completed",
+        "completed": "true",
+        "priority": "medium",
+        "due_before": "2026-12-31T23:59:59.999999+14:00",
+        "due_after": "2026-01-01T00:00:00.000001-12:00",
+        "q": "🎉" * 200,  # 12 bytes each once percent-encoded
+        "sort": "updated_at",
+        "order": "desc",
+        "limit": 500,
+        "cursor": "A" * 4096,
+    }
+
+    response = await client.get("/api/tasks", params=longest, headers=owner_headers)
+
+    assert settings.max_query_string_bytes == 8192  # the default
+    assert len(response.request.url.query) <= settings.max_query_string_bytes
+    # Not a 414: the request got as far as reading the cursor.
+    assert_problem(response, 400, "invalid_cursor")

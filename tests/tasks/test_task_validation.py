@@ -1,5 +1,6 @@
 """Bounds and malformed input for every write (POST, PUT, PATCH): a problem, and nothing stored."""
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -8,6 +9,7 @@ import httpx
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tasks_api.config import Settings
 from tasks_api.tasks.models import Task
 from tests.factories import read_tasks
 from tests.problems import assert_problem
@@ -185,3 +187,25 @@ async def test_write_accepts_field_at_its_bound(
     assert response.status_code in {200, 201}, response.text
     assert response.json()[field] == value
     assert response.json() in await write.stored()
+
+
+async def test_the_largest_valid_task_fits_the_default_body_limit(
+    write: OwnerWrite, settings: Settings
+) -> None:
+    # Every field at its longest, as a browser's JSON.stringify sends it (UTF-8, no \u escapes).
+    largest = {
+        "title": "🎉" * 500,
+        "description": "🎉" * 5000,
+        "priority": "medium",
+        "due_date": "2026-12-24T16:30:00.000001+14:00",
+        "completed": True,
+        "position": -INT32_MAX - 1,
+    }
+    content = json.dumps(largest, ensure_ascii=False).encode()
+
+    response = await write.send(content=content, headers=JSON)
+
+    assert settings.max_body_bytes == 65536  # the default
+    assert len(content) > 22_000
+    assert response.status_code in {200, 201}, response.text
+    assert response.json()["description"] == largest["description"]

@@ -1,4 +1,8 @@
-"""`CurrentUserId`: the only way code learns who is calling, from the verified token's `sub`."""
+"""`CurrentUserId`: the only way code learns who is calling, from the verified token's `sub`.
+
+Also where requests meet the rate limits (rate_limits.py): after verification, a valid token
+counts against its user and a rejected one against the client address.
+"""
 
 from typing import Annotated, NewType
 
@@ -6,7 +10,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tasks_api.auth.tokens import TokenClaims, TokenVerifier
-from tasks_api.errors import UnauthenticatedError
+from tasks_api.errors import RateLimitExceededError, UnauthenticatedError
+from tasks_api.rate_limits import STATE_KEY, RateLimiter, RateLimitStatus
 
 UserId = NewType("UserId", str)
 
@@ -20,6 +25,41 @@ _bearer = HTTPBearer(
 async def get_token_claims(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> TokenClaims:
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    try:
+        claims = await _verify(request, credentials)
+    except UnauthenticatedError:
+        # Only rejected requests count against the address, which slows down token guessing;
+        # valid ones count against their user alone, since many users may share one NAT address.
+        if limiter is not None:
+            _enforce(
+                request,
+                await limiter.hit_address(request.client.host if request.client else "unknown"),
+                "Too many requests without a valid token from this address.",
+            )
+        raise
+    # For the access log line; never the token itself.
+    request.state.user_id = claims.sub
+    if limiter is not None:
+        _enforce(request, await limiter.hit_user(claims.sub), "Too many requests for this user.")
+    return claims
+
+
+def _enforce(request: Request, status: RateLimitStatus | None, detail: str) -> None:
+    if status is None:
+        return  # the limiter's storage failed: serve unlimited (fail open, see rate_limits.py)
+    # For RateLimitHeadersMiddleware, which adds the headers to whatever response follows.
+    setattr(request.state, STATE_KEY, status)
+    if not status.allowed:
+        raise RateLimitExceededError(
+            f"{detail} Retry in {status.reset_seconds} s.",
+            retry_after_seconds=status.reset_seconds,
+        )
+
+
+async def _verify(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> TokenClaims:
     if credentials is None:
         # RFC 6750 3.1: a request without Bearer credentials (none, or another scheme such as
@@ -39,10 +79,7 @@ async def get_token_claims(
             credentials_sent=False,
         )
     verifier: TokenVerifier = request.app.state.token_verifier
-    claims = await verifier.verify(credentials.credentials)
-    # For the access log line; never the token itself.
-    request.state.user_id = claims.sub
-    return claims
+    return await verifier.verify(credentials.credentials)
 
 
 CurrentClaims = Annotated[TokenClaims, Depends(get_token_claims)]

@@ -15,7 +15,7 @@ class MeResponse(BaseModel):
     name: str | None = None
 
 
-@router.get("/me", responses=problem_responses(401, 503))
+@router.get("/me", responses=problem_responses(401, 429, 503))
 async def get_me(claims: CurrentClaims) -> MeResponse:
     """The caller's identity, as carried by the token."""
     return MeResponse(id=claims.sub, email=claims.email, name=claims.name)

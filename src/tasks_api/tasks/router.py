@@ -18,7 +18,7 @@ from tasks_api.tasks.schemas import (
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
-_AUTH = (401, 503)
+_AUTH = (401, 429, 503)
 
 
 @router.get(
@@ -58,7 +58,7 @@ async def list_tasks(
                 "Location": {"description": "The new task's URL.", "schema": {"type": "string"}}
             }
         },
-        **problem_responses(400, 422, *_AUTH),
+        **problem_responses(400, 413, 422, *_AUTH),
     },
 )
 async def create_task(
@@ -76,19 +76,19 @@ async def get_task(task_id: uuid.UUID, tasks: TaskServiceDep) -> TaskResponse:
     return TaskResponse.model_validate(await tasks.get(task_id))
 
 
-@router.put("/{task_id}", responses=problem_responses(400, 404, 422, *_AUTH))
+@router.put("/{task_id}", responses=problem_responses(400, 404, 413, 422, *_AUTH))
 async def update_task(task_id: uuid.UUID, data: TaskUpdate, tasks: TaskServiceDep) -> TaskResponse:
     """Replace every writable field; omitted optional fields return to their defaults."""
     return TaskResponse.model_validate(await tasks.replace(task_id, data))
 
 
-@router.patch("/{task_id}", responses=problem_responses(400, 404, 422, *_AUTH))
+@router.patch("/{task_id}", responses=problem_responses(400, 404, 413, 422, *_AUTH))
 async def patch_task(task_id: uuid.UUID, changes: TaskPatch, tasks: TaskServiceDep) -> TaskResponse:
     """Change only the fields sent; `null` clears `description` or `due_date`."""
     return TaskResponse.model_validate(await tasks.patch(task_id, changes))
 
 
-@router.patch("/{task_id}/complete", responses=problem_responses(400, 404, 422, *_AUTH))
+@router.patch("/{task_id}/complete", responses=problem_responses(400, 404, 413, 422, *_AUTH))
 async def toggle_task_completion(
     task_id: uuid.UUID,
     tasks: TaskServiceDep,
