@@ -201,6 +201,21 @@ def other_owner_headers(other_owner_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {other_owner_token}"}
 
 
+@pytest.fixture
+async def silent_server_port() -> AsyncIterator[int]:
+    """A loopback TCP port that accepts connections and never answers: a hung server."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    yield int(server.sockets[0].getsockname()[1])
+    for writer in connections:
+        writer.close()
+    server.close()
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return Path(__file__).resolve().parents[1]

@@ -112,3 +112,26 @@ async def test_a_full_pool_queues_for_a_bounded_time_then_answers_503(
         # The request holding the connection is unaffected, and afterwards the pool serves again.
         assert (await holder).status_code == 200
         assert (await client.get("/test/sleep", params={"seconds": 0})).status_code == 200
+
+
+async def test_a_database_that_never_answers_gets_503_within_the_connect_timeout(
+    silent_server_port: int, jwks_server: JwksServer
+) -> None:
+    # Accepts the TCP connection, then says nothing: a black-holed or overloaded server.
+    url = f"postgresql://postgres@127.0.0.1:{silent_server_port}/postgres"
+    settings = make_settings(url, db_connect_timeout_seconds=1)
+    app = create_app(settings, jwks_transport=jwks_server.transport)
+    app.add_api_route("/test/sleep", _sleep_in_database)
+
+    async with serving(app) as client:
+        started = time.monotonic()
+        response = await client.get("/test/sleep", params={"seconds": 0})
+        request_took = time.monotonic() - started
+        started = time.monotonic()
+        readiness = await client.get("/health/ready")
+        readiness_took = time.monotonic() - started
+
+    assert_database_unavailable(response)
+    assert_database_unavailable(readiness)
+    assert request_took < 2.5
+    assert readiness_took < 2.5

@@ -352,19 +352,8 @@ async def test_redis_outage_fails_open_and_warns_once(
 
 
 @pytest.fixture
-async def silent_storage_url() -> AsyncIterator[str]:
-    """A TCP server that accepts connections and never answers: a hung Redis."""
-    connections: list[asyncio.StreamWriter] = []
-
-    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"redis://127.0.0.1:{port}/0"
-    for writer in connections:
-        writer.close()
-    server.close()
+def silent_storage_url(silent_server_port: int) -> str:
+    return f"redis://127.0.0.1:{silent_server_port}/0"
 
 
 async def test_a_hung_redis_slows_at_most_one_request_in_a_while(

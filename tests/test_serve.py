@@ -48,6 +48,8 @@ def test_serve_answers_requests_and_exits_cleanly_on_sigterm(
 
 async def _other_backends(connection: asyncpg.Connection, *, waiting_on_a_lock: bool) -> int:
     """Server processes connected to this database, but for the test's own."""
+    # Within a transaction PostgreSQL keeps showing the activity it saw first: look again.
+    await connection.execute("SELECT pg_stat_clear_snapshot()")
     count: int = await connection.fetchval(
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -112,6 +114,29 @@ async def test_sigterm_lets_a_slow_request_finish_then_disposes_the_pool(
     assert exit_code == -signal.SIGTERM
     assert "stopped; database pool disposed" in server.output()
     assert leftover == 0
+
+
+def test_serve_runs_web_concurrency_workers_each_with_its_own_pool(
+    database_url: str, tmp_path: Path
+) -> None:
+    environment = cli_environment(
+        ENVIRONMENT="production",
+        DATABASE_URL=database_url,
+        BETTER_AUTH_SECRET=HS256_SECRET,
+        WEB_CONCURRENCY="2",
+    )
+    server = ServerProcess("serve", workdir=tmp_path, environment=environment)
+    try:
+        server.start("--host", "127.0.0.1")
+        assert httpx.get(f"{server.base_url}/health/ready", timeout=10).status_code == 200
+    finally:
+        exit_code = server.stop(signal.SIGTERM)
+
+    output = server.output()
+    # uvicorn's process manager stops every worker gracefully, then exits 0 itself.
+    assert exit_code == 0
+    assert output.count('"message": "started (production)"') == 2, output
+    assert output.count('"message": "stopped; database pool disposed"') == 2, output
 
 
 def test_serve_refuses_to_start_without_a_database_url(tmp_path: Path) -> None:

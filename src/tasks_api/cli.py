@@ -30,7 +30,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve_parser = commands.add_parser("serve", help="serve for production (no reload)")
     serve_parser.add_argument("--host", default="0.0.0.0")  # noqa: S104  # a server's job
     serve_parser.add_argument("--port", type=int, default=8000)
-    serve_parser.add_argument("--workers", type=int, default=1)
+    serve_parser.add_argument(
+        "--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 1)"
+    )
 
     commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
 
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "dev":
         _dev(settings, args.host, args.port)
     elif args.command == "serve":
-        _serve(settings, args.host, args.port, args.workers)
+        _serve(settings, args.host, args.port, args.workers or settings.web_concurrency)
     elif args.command == "migrate":
         _migrate(settings)
     else:

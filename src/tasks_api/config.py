@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
     max_query_string_bytes: int = Field(default=8192, ge=4608, le=32768)
     max_header_bytes: int = Field(default=16384, ge=4096, le=65536)
+    # Worker processes of `serve` (the name PaaS platforms set); `--workers` overrides it.
+    web_concurrency: int = Field(default=1, ge=1, le=64)
     # On SIGTERM, `serve` lets in-flight requests finish for at most this long, then closes them.
     shutdown_timeout_seconds: int = Field(default=25, ge=1, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
