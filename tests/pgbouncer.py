@@ -22,6 +22,7 @@ from typing import Self
 
 from sqlalchemy import make_url
 
+from tasks_api import embedded_postgres
 from tests.processes import free_port, require_program, terminate
 
 
@@ -61,7 +62,6 @@ class PgBouncer:
         # A Unix socket server (`?host=/dir`, the embedded one) or a TCP one.
         host = self.server.query.get("host") or self.server.host or "127.0.0.1"
         port = self.server.port or 5432
-        user = self.server.username or "postgres"
         return "\n".join(
             [
                 "[databases]",
@@ -73,7 +73,8 @@ class PgBouncer:
                 "listen_addr = 127.0.0.1",
                 f"listen_port = {self.port}",
                 "unix_socket_dir =",
-                # PgBouncer passes the client's password on to PostgreSQL, which checks it.
+                # Loopback and tests only: clients are not asked for a password. PgBouncer logs in
+                # to PostgreSQL as the user in auth_file, with the password given there.
                 "auth_type = trust",
                 f"auth_file = {self.workdir / 'users.txt'}",
                 f"default_pool_size = {self.pool_size}",
@@ -83,7 +84,6 @@ class PgBouncer:
                 f"pidfile = {self.workdir / 'pgbouncer.pid'}",
                 "log_connections = 0",
                 "log_disconnections = 0",
-                f'admin_users = "{user}"',
                 "",
             ]
         )
@@ -151,8 +151,6 @@ class PgBouncer:
 
 def run_suite_through_pgbouncer(pytest_args: list[str]) -> int:
     """The PgBouncer leg: the whole test suite with every connection going through PgBouncer."""
-    from tasks_api import embedded_postgres  # only this command needs it
-
     server = None
     server_url = os.environ.get("TEST_DATABASE_URL")
     if not server_url:
