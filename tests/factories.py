@@ -60,5 +60,13 @@ async def read_task(session: AsyncSession, task_id: uuid.UUID) -> dict[str, Any]
 
 
 async def read_tasks(session: AsyncSession, user_id: str) -> list[dict[str, Any]]:
-    """Every stored task of the user as the API would render it, read fresh, in id order."""
-    return await _read(session, col(Task.user_id) == user_id)
+    """Every live (not deleted) task of the user as the API would render it, read fresh, in id
+    order."""
+    return await _read(session, (col(Task.user_id) == user_id) & col(Task.deleted_at).is_(None))
+
+
+async def read_row(session: AsyncSession, task_id: uuid.UUID) -> Task | None:
+    """The stored row itself, tombstone or not, read fresh."""
+    statement = select(Task).where(col(Task.id) == task_id)
+    result = await session.exec(statement.execution_options(populate_existing=True))
+    return result.one_or_none()

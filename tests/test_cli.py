@@ -125,7 +125,7 @@ async def test_migrate_builds_the_schema_of_an_empty_database(
                     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
                 )
             )
-            assert set(tables) == {"alembic_version", "tasks"}
+            assert set(tables) == {"alembic_version", "idempotency_keys", "tasks"}
     finally:
         await engine.dispose()
     # The given database was used: no embedded server was started under DATA_DIR.

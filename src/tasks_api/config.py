@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     auth_jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
     auth_jwks_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # Tasks.
+    # PUT, PATCH (toggle included) and DELETE without If-Match get 428 instead of last-write-wins.
+    require_if_match: bool = False
+    # Deleted tasks stay this long as tombstones for delta sync, then are purged.
+    tombstone_retention_days: int = Field(default=30, ge=1, le=3650)
+
+    # Idempotent creates (idempotency/): how long a key replays its first response. At least a
+    # minute, so a client's retries never outlive it; at most 30 days, as old keys serve no retry.
+    idempotency_key_ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
+
     # HTTP.
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
     # Request size limits (request_limits.py): 413, 414, 431 before any route runs. The largest

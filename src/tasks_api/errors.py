@@ -50,6 +50,40 @@ class NotFoundError(AppError):
     code = "not_found"
 
 
+class ConflictError(AppError):
+    status = 409
+    title = "Conflict"
+    code = "conflict"
+
+
+class UnprocessableContentError(AppError):
+    status = 422
+    title = "Unprocessable content"
+    code = "unprocessable_content"
+
+
+# Idempotent requests (idempotency/): the Idempotency-Key header is not one we can store.
+class InvalidIdempotencyKeyError(BadRequestError):
+    code = "invalid_idempotency_key"
+
+
+# Conditional requests (conditional_requests.py, RFC 9110 section 13 and RFC 6585).
+class PreconditionFailedError(AppError):
+    status = 412
+    title = "Precondition failed"
+    code = "precondition_failed"
+
+
+class InvalidPreconditionError(BadRequestError):
+    code = "invalid_precondition"
+
+
+class PreconditionRequiredError(AppError):
+    status = 428
+    title = "Precondition required"
+    code = "precondition_required"
+
+
 # Request size limits (request_limits.py). Titles are RFC 9110/6585's reason phrases.
 class ContentTooLargeError(AppError):
     status = 413

@@ -15,6 +15,7 @@ from tasks_api.auth.development import with_development_secret
 from tasks_api.auth.tokens import JwksCache, TokenVerifier
 from tasks_api.config import Settings, get_settings
 from tasks_api.database import create_engine, create_sessionmaker
+from tasks_api.idempotency.dependencies import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
 from tasks_api.logging import configure_logging
 from tasks_api.problem_details import add_problem_handlers
 from tasks_api.rate_limits import RATE_LIMIT_HEADERS, RateLimiter, RateLimitHeadersMiddleware
@@ -30,6 +31,8 @@ EXPOSED_HEADERS = [
     "ETag",
     REQUEST_ID_HEADER,
     "Retry-After",
+    tasks_router.SYNC_HEADER,
+    REPLAYED_HEADER,
     *RATE_LIMIT_HEADERS,
 ]
 
@@ -104,6 +107,7 @@ def create_app(
             REQUEST_ID_HEADER,
             "If-Match",
             "If-None-Match",
+            IDEMPOTENCY_KEY_HEADER,
         ],
         expose_headers=EXPOSED_HEADERS,
     )

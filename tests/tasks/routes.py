@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,15 @@ UPDATE_TASK = Route("update_task", "PUT", required={"title": "A task"})
 PATCH_TASK = Route("patch_task", "PATCH")
 TOGGLE_TASK_COMPLETION = Route("toggle_task_completion", "PATCH", "/api/tasks/{task_id}/complete")
 DELETE_TASK = Route("delete_task", "DELETE")
+
+# Every write to an existing task, each with a body that changes it (None: the route takes none),
+# as pytest parameters named after the route.
+WRITES_TO_A_TASK = [
+    pytest.param(route, body, id=route.operation)
+    for route, body in [
+        (UPDATE_TASK, {"title": "Changed"}),
+        (PATCH_TASK, {"title": "Changed"}),
+        (TOGGLE_TASK_COMPLETION, {}),
+        (DELETE_TASK, None),
+    ]
+]

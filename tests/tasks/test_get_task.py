@@ -11,6 +11,7 @@ async def test_get_task_returns_every_field(
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
+    assert response.headers["etag"] == '"1"'
     assert response.json() == {
         "id": str(task.id),
         "user_id": owner_id,
@@ -24,6 +25,7 @@ async def test_get_task_returns_every_field(
         "version": 1,
         "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z",
+        "deleted": False,
     }
 
 

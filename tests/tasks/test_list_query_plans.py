@@ -76,6 +76,11 @@ def _check_plan(nodes: list[dict[str, Any]], sort: SortKey, descending: bool, de
     if deep:
         # The keyset position is part of the index range, not a filter applied row by row.
         assert "ROW(" in scan["Index Cond"]
+    if sort is SortKey.UPDATED_AT:
+        # Its index also holds tombstones (for delta sync): they, and only they, are filtered.
+        assert scan.get("Filter", "(deleted_at IS NULL)") == "(deleted_at IS NULL)"
+    else:
+        # The other list indexes hold live tasks only: nothing is filtered row by row.
         assert "Filter" not in scan
 
 

@@ -131,6 +131,7 @@ async def test_list_tasks_returns_every_response_field(
             "version": 1,
             "created_at": "2026-01-01T00:00:00Z",
             "updated_at": "2026-01-01T00:00:00Z",
+            "deleted": False,
         }
     ]
 

@@ -53,6 +53,10 @@ class PriorityRank(TypeDecorator[Priority]):
 _NO_DUE_DATE = {False: "'infinity'::timestamptz", True: "'-infinity'::timestamptz"}
 
 
+# The condition of the list indexes: live tasks, the only ones lists show.
+_LIVE = text("deleted_at IS NULL")
+
+
 def _timestamptz() -> Any:
     return Column(DateTime(timezone=True), nullable=False)
 
@@ -65,13 +69,16 @@ class Task(SQLModel, table=True):
             name="completed_at_matches_completed",
         ),
         CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
-        # Every list query is "this owner's tasks, ordered by <key>, then id". One index per sort
-        # key, led by user_id, serves both the WHERE and the ORDER BY (scanned backwards for desc).
-        Index(None, "user_id", "created_at", "id"),
+        # Every list query is "this owner's live tasks, ordered by <key>, then id". One index per
+        # sort key, led by user_id and over live rows only, serves both the WHERE and the ORDER BY
+        # (scanned backwards for desc), with no tombstones to step over.
+        Index(None, "user_id", "created_at", "id", postgresql_where=_LIVE),
+        # Except updated_at's: delta sync with tombstones (include_deleted=true) reads live and
+        # deleted rows in this order, so it covers both, and lists filter the few tombstones out.
         Index(None, "user_id", "updated_at", "id"),
-        Index(None, "user_id", "title", "id"),
-        Index(None, "user_id", "priority", "id"),
-        Index(None, "user_id", "position", "id"),
+        Index(None, "user_id", "title", "id", postgresql_where=_LIVE),
+        Index(None, "user_id", "priority", "id", postgresql_where=_LIVE),
+        Index(None, "user_id", "position", "id", postgresql_where=_LIVE),
         # Tasks without a due date sort last both ways: by COALESCE(due_date, +/-infinity), an
         # expression that is never NULL, so keyset comparisons stay index range conditions.
         # Expression indexes are named here: the naming convention has no column names for them.
@@ -80,13 +87,17 @@ class Task(SQLModel, table=True):
             "user_id",
             text(f"COALESCE(due_date, {_NO_DUE_DATE[False]})"),
             "id",
+            postgresql_where=_LIVE,
         ),
         Index(
             "ix_tasks_user_id_due_date_desc_id",
             "user_id",
             text(f"COALESCE(due_date, {_NO_DUE_DATE[True]})"),
             "id",
+            postgresql_where=_LIVE,
         ),
+        # Tombstones only (a small set): the bounded purge of expired ones finds them here.
+        Index(None, "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
     )
 
     id: uuid.UUID = Field(default_factory=uuid6.uuid7, primary_key=True)
@@ -108,6 +119,8 @@ class Task(SQLModel, table=True):
     version: int = Field(default=1, nullable=False, sa_column_kwargs={"server_default": text("1")})
     created_at: datetime = Field(sa_column=_timestamptz())
     updated_at: datetime = Field(sa_column=_timestamptz())
+    # Set when deleted: the row stays as a tombstone for delta sync, hidden from everything else.
+    deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 def no_due_date_sorts_as(descending: bool) -> ColumnElement[datetime]:

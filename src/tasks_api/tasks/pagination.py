@@ -29,17 +29,18 @@ class CursorPosition:
     descending: bool
     value: Any
     task_id: uuid.UUID
+    # In a delta sync, the first page's Sync-Token, so that every page hands out the same one.
+    sync_token: datetime | None = None
 
 
 def encode_cursor(position: CursorPosition) -> str:
     value = position.value
     if isinstance(value, datetime):
         value = {"t": value.isoformat()}
-    payload = json.dumps(
-        [position.sort, position.descending, value, str(position.task_id)],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+    fields: list[Any] = [position.sort, position.descending, value, str(position.task_id)]
+    if position.sync_token is not None:
+        fields.append(position.sync_token.isoformat())
+    payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(_checksum(payload) + payload).decode().rstrip("=")
 
 
@@ -64,18 +65,22 @@ def decode_cursor(cursor: str, sort: str, descending: bool) -> CursorPosition:
 def _parse(payload: bytes) -> CursorPosition:
     try:
         fields = json.loads(payload)
-        if not isinstance(fields, list) or len(fields) != 4:
-            raise TypeError("not a four-item list")
-        made_for_sort, made_descending, value, task_id = fields
+        if not isinstance(fields, list) or len(fields) not in {4, 5}:
+            raise TypeError("not a four- or five-item list")
+        made_for_sort, made_descending, value, task_id, *sync = fields
         if not (
             isinstance(made_for_sort, str)
             and isinstance(made_descending, bool)
             and isinstance(task_id, str)
+            and all(isinstance(token, str) for token in sync)
         ):
             raise TypeError("wrongly typed fields")
         if isinstance(value, dict):
             value = datetime.fromisoformat(value["t"])
-        return CursorPosition(made_for_sort, made_descending, value, uuid.UUID(task_id))
+        sync_token = datetime.fromisoformat(sync[0]) if sync else None
+        if sync_token is not None and not _is_aware_datetime(sync_token):
+            raise TypeError("sync token without a time zone")
+        return CursorPosition(made_for_sort, made_descending, value, uuid.UUID(task_id), sync_token)
     except (ValueError, TypeError, KeyError):
         raise MalformedCursorError("cursor is malformed") from None
 

@@ -1,18 +1,47 @@
-"""`TaskRepository`: every statement about tasks, each one scoped to the owner it was built for."""
+"""`TaskRepository`: every statement about tasks, each one scoped to the owner it was built for.
+
+Deleted tasks stay as tombstones (`deleted_at`) for delta sync; every statement but the sync query
+excludes them, so to the rest of the service a deleted task is a missing one.
+
+Timestamps come from the database clock (`statement_timestamp()`, when the writing statement
+started): one clock for every process and replica, which delta sync relies on (see `sync_point`).
+"""
 
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, literal, or_, tuple_, update
+import uuid6
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy import (
+    select as core_select,
+)
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from tasks_api.conditional_requests import VersionCondition
 from tasks_api.tasks.models import Priority, Task, due_date_sort_key, no_due_date_sorts_as
+
+
+def _now() -> ColumnElement[datetime]:
+    """The database's time at the start of the current statement: every write's timestamp."""
+    return func.statement_timestamp()
 
 
 class SortKey(StrEnum):
@@ -31,6 +60,7 @@ class TaskFilter:
     due_before: datetime | None = None
     due_after: datetime | None = None
     search: str | None = None
+    updated_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +72,11 @@ class Keyset:
 
 
 class TaskRepository:
-    """Reads and writes the tasks of one owner. Another owner's row is the same as no row: None."""
+    """Reads and writes the tasks of one owner. Another owner's row is the same as no row: None.
+
+    Writes take `only_if`, the versions an If-Match accepts: the condition joins the UPDATE's
+    WHERE clause, so a write either happens on an accepted version or not at all.
+    """
 
     def __init__(self, session: AsyncSession, owner_id: str) -> None:
         self._session = session
@@ -51,17 +85,32 @@ class TaskRepository:
     def _owned(self) -> ColumnElement[bool]:
         return col(Task.user_id) == self._owner_id
 
+    def _live(self) -> ColumnElement[bool]:
+        return and_(self._owned(), col(Task.deleted_at).is_(None))
+
     def _select(self) -> SelectOfScalar[Task]:
-        return select(Task).where(self._owned())
+        return select(Task).where(self._live())
 
     async def get(self, task_id: uuid.UUID) -> Task | None:
         result = await self._session.exec(self._select().where(col(Task.id) == task_id))
         return result.one_or_none()
 
-    async def add(self, task: Task) -> Task:
-        task.user_id = self._owner_id
-        self._session.add(task)
-        await self._session.flush()
+    async def add(self, values: Mapping[str, Any]) -> Task:
+        """Insert a task with the given fields; the database stamps its times."""
+        statement = (
+            insert(Task)
+            .values(
+                **values,
+                id=uuid6.uuid7(),
+                user_id=self._owner_id,
+                completed_at=_now() if values.get("completed") else None,
+                created_at=_now(),
+                updated_at=_now(),
+            )
+            .returning(Task)
+        )
+        result = await self._session.exec(statement)
+        task: Task = result.scalar_one()
         return task
 
     async def find_page(
@@ -71,9 +120,13 @@ class TaskRepository:
         descending: bool,
         limit: int,
         after: Keyset | None = None,
+        *,
+        include_deleted: bool = False,
     ) -> Sequence[Task]:
         key = _sort_expression(sort, descending)
-        statement = self._select().where(*_filter_conditions(filters))
+        # Tombstones are listed only in a delta sync that asks for them.
+        scope = self._owned() if include_deleted else self._live()
+        statement = select(Task).where(scope, *_filter_conditions(filters))
         if after is not None:
             statement = statement.where(_after(key, descending, after))
         result = await self._session.exec(
@@ -82,24 +135,32 @@ class TaskRepository:
         return result.all()
 
     async def update(
-        self, task_id: uuid.UUID, values: Mapping[str, Any], now: datetime
+        self,
+        task_id: uuid.UUID,
+        values: Mapping[str, Any],
+        *,
+        only_if: VersionCondition | None = None,
     ) -> Task | None:
         """Write `values` in one UPDATE ... RETURNING, bumping `version` and `updated_at`.
 
         A `completed` value also sets `completed_at`: kept when the task was already complete,
-        stamped with `now` when it becomes complete, cleared when it is reopened.
+        stamped now when it becomes complete, cleared when it is reopened.
         """
         changes: dict[str, Any] = dict(values)
         if "completed" in changes:
             changes["completed_at"] = (
-                case((col(Task.completed), col(Task.completed_at)), else_=now)
+                case((col(Task.completed), col(Task.completed_at)), else_=_now())
                 if changes["completed"]
                 else None
             )
-        return await self._update_returning(task_id, changes, now)
+        return await self._update_returning(task_id, changes, only_if)
 
     async def set_completion(
-        self, task_id: uuid.UUID, completed: bool | None, now: datetime
+        self,
+        task_id: uuid.UUID,
+        completed: bool | None,
+        *,
+        only_if: VersionCondition | None = None,
     ) -> Task | None:
         """Set completion, or flip it when `completed` is None, atomically in the database.
 
@@ -107,28 +168,68 @@ class TaskRepository:
         serialised by the row lock and none of them is lost.
         """
         if completed is not None:
-            return await self.update(task_id, {"completed": completed}, now)
+            return await self.update(task_id, {"completed": completed}, only_if=only_if)
         # SET expressions read the row as it was before the UPDATE.
         flipped = {
             "completed": ~col(Task.completed),
-            "completed_at": case((col(Task.completed), None), else_=now),
+            "completed_at": case((col(Task.completed), None), else_=_now()),
         }
-        return await self._update_returning(task_id, flipped, now)
+        return await self._update_returning(task_id, flipped, only_if)
 
-    async def delete(self, task_id: uuid.UUID) -> bool:
-        statement = (
-            delete(Task).where(self._owned(), col(Task.id) == task_id).returning(col(Task.id))
+    async def delete(
+        self, task_id: uuid.UUID, *, only_if: VersionCondition | None = None
+    ) -> Task | None:
+        """Turn the task into a tombstone (a new version, stamped now); None if there was none."""
+        return await self._update_returning(task_id, {"deleted_at": _now()}, only_if)
+
+    async def sync_point(self, overlap: timedelta) -> datetime:
+        """The instant a delta sync can safely resume from: every change not yet visible to this
+        request's next statement will carry a later `updated_at`.
+
+        `updated_at` is when the writing statement started, which is no earlier than its
+        transaction's start, and a transaction may commit well after that. So the point is the
+        oldest start among this role's transactions still running, or now, whichever is
+        earlier, minus a small overlap: a change stamped in that very microsecond is sent again
+        rather than missed.
+        """
+        oldest_running = text(
+            "(SELECT min(xact_start) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND usename = current_user"
+            " AND pid <> pg_backend_pid())"
         )
-        result = await self._session.exec(statement)
-        return result.scalar_one_or_none() is not None
+        statement = core_select(func.least(_now(), oldest_running) - overlap)
+        result = await self._session.exec(statement)  # type: ignore[call-overload]
+        point: datetime = result.scalar_one()
+        return point
+
+    async def purge_tombstones(self, older_than: timedelta, batch: int) -> None:
+        """Remove at most `batch` tombstones deleted more than `older_than` ago, of any owner.
+
+        Maintenance, not a query on anyone's behalf: it returns nothing, and it is the one
+        statement here not scoped to the owner. Bounded, so the delete that triggers it stays
+        fast; deletions happen far more often than a batch expires, so the backlog drains.
+        """
+        expired = (
+            core_select(col(Task.id))
+            .where(col(Task.deleted_at) < _now() - older_than)
+            .limit(batch)
+            .scalar_subquery()
+        )
+        await self._session.exec(delete(Task).where(col(Task.id).in_(expired)))
 
     async def _update_returning(
-        self, task_id: uuid.UUID, changes: Mapping[str, Any], now: datetime
+        self,
+        task_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        only_if: VersionCondition | None,
     ) -> Task | None:
+        conditions = [self._live(), col(Task.id) == task_id]
+        if only_if is not None and not only_if.any_version:
+            conditions.append(col(Task.version).in_(only_if.versions))
         statement = (
             update(Task)
-            .where(self._owned(), col(Task.id) == task_id)
-            .values(**changes, version=col(Task.version) + 1, updated_at=now)
+            .where(*conditions)
+            .values(**changes, version=col(Task.version) + 1, updated_at=_now())
             .returning(Task)
             .execution_options(populate_existing=True, synchronize_session=False)
         )
@@ -162,6 +263,8 @@ def _filter_conditions(filters: TaskFilter) -> list[ColumnElement[bool]]:
         conditions.append(col(Task.due_date) < filters.due_before)
     if filters.due_after is not None:
         conditions.append(col(Task.due_date) > filters.due_after)
+    if filters.updated_since is not None:
+        conditions.append(col(Task.updated_at) > filters.updated_since)
     if filters.search:
         pattern = f"%{_escape_like(filters.search)}%"
         conditions.append(

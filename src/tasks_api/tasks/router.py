@@ -4,21 +4,54 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
+from tasks_api.conditional_requests import entity_tag
+from tasks_api.idempotency.dependencies import (
+    REPLAYED_HEADER,
+    IdempotencyKeyHeader,
+    IdempotencyServiceDep,
+)
+from tasks_api.idempotency.service import StoredResponse
 from tasks_api.problem_details import problem_responses
-from tasks_api.tasks.dependencies import TaskServiceDep
+from tasks_api.tasks.dependencies import ReadConditionDep, TaskServiceDep, WritePreconditionDep
+from tasks_api.tasks.models import Task
 from tasks_api.tasks.schemas import (
     CompletionChange,
+    TaskChange,
     TaskCreate,
     TaskListParams,
     TaskPatch,
     TaskResponse,
+    TaskTombstone,
     TaskUpdate,
 )
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
 _AUTH = (401, 429, 503)
+# Writes to an existing task: a malformed body or If-Match (400), a stale If-Match (412), a
+# missing one when required (428).
+_WRITE = (400, 404, 412, 413, 422, 428, *_AUTH)
+_ETAG_HEADER = {
+    "ETag": {
+        "description": "The task's version, for If-Match and If-None-Match.",
+        "schema": {"type": "string"},
+    }
+}
+SYNC_HEADER = "Sync-Token"
+
+
+def _task_response(response: Response, task: Task) -> TaskResponse:
+    """The task as JSON, with the ETag that conditional requests compare against."""
+    response.headers["ETag"] = entity_tag(task.version)
+    return TaskResponse.model_validate(task)
+
+
+def _change(task: Task) -> TaskResponse | TaskTombstone:
+    if task.deleted_at is not None:
+        return TaskTombstone(id=task.id, updated_at=task.updated_at)
+    return TaskResponse.model_validate(task)
 
 
 @router.get(
@@ -29,7 +62,14 @@ _AUTH = (401, 429, 503)
                 "Link": {
                     "description": 'The next page if any: `<url>; rel="next"` (RFC 8288).',
                     "schema": {"type": "string"},
-                }
+                },
+                SYNC_HEADER: {
+                    "description": (
+                        "With `updated_since`: send it as `updated_since` next time. The same on "
+                        "every page of one sync."
+                    ),
+                    "schema": {"type": "string", "format": "date-time"},
+                },
             }
         },
         **problem_responses(400, 422, *_AUTH),
@@ -40,71 +80,147 @@ async def list_tasks(
     response: Response,
     params: Annotated[TaskListParams, Query()],
     tasks: TaskServiceDep,
-) -> list[TaskResponse]:
-    """The caller's tasks, filtered and sorted, one page at a time (keyset pagination)."""
+) -> list[TaskChange]:
+    """The caller's tasks, filtered and sorted, one page at a time (keyset pagination).
+
+    Delta sync: with `updated_since`, only what changed after it, and with `include_deleted=true`
+    deleted tasks too, as tombstones (`{"id", "deleted": true, "updated_at"}`).
+    """
     page = await tasks.list_page(params)
     if page.next_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.next_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return [TaskResponse.model_validate(task) for task in page.items]
+    if page.sync_token is not None:
+        # `Z`, not `+00:00`: a `+` pasted into a query string unencoded would read as a space.
+        response.headers[SYNC_HEADER] = page.sync_token.isoformat().replace("+00:00", "Z")
+    return [_change(task) for task in page.items]
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    response_model=TaskResponse,
     responses={
         201: {
             "headers": {
-                "Location": {"description": "The new task's URL.", "schema": {"type": "string"}}
+                "Location": {"description": "The new task's URL.", "schema": {"type": "string"}},
+                **_ETAG_HEADER,
+                REPLAYED_HEADER: {
+                    "description": (
+                        "`true` when this is the stored response to an earlier request with the "
+                        "same Idempotency-Key: nothing was created this time."
+                    ),
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
             }
         },
-        **problem_responses(400, 413, 422, *_AUTH),
+        # 400 and 422 also cover the Idempotency-Key (malformed; reused with another body), 409
+        # its first request still running (retry after Retry-After).
+        **problem_responses(400, 409, 413, 422, *_AUTH),
     },
 )
 async def create_task(
-    request: Request, response: Response, data: TaskCreate, tasks: TaskServiceDep
-) -> TaskResponse:
-    """Create a task owned by the caller."""
-    task = await tasks.create(data)
-    response.headers["Location"] = str(request.url_for("get_task", task_id=task.id))
-    return TaskResponse.model_validate(task)
+    request: Request,
+    data: TaskCreate,
+    tasks: TaskServiceDep,
+    idempotency: IdempotencyServiceDep,
+    idempotency_key: IdempotencyKeyHeader,
+) -> JSONResponse:
+    """Create a task owned by the caller, only once per Idempotency-Key if you send one."""
+
+    async def create() -> StoredResponse:
+        task = await tasks.create(data)
+        location = str(request.url_for("get_task", task_id=task.id))
+        return StoredResponse(
+            status.HTTP_201_CREATED,
+            TaskResponse.model_validate(task).model_dump(mode="json"),
+            {"Location": location, "ETag": entity_tag(task.version)},
+        )
+
+    result = await idempotency.run(idempotency_key, data.model_dump(mode="json"), create)
+    headers = dict(result.response.headers)
+    if result.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    # The JSON as stored rather than a model to serialise, so a replay is the first response.
+    return JSONResponse(
+        result.response.body, status_code=result.response.status_code, headers=headers
+    )
 
 
-@router.get("/{task_id}", responses=problem_responses(404, 422, *_AUTH))
-async def get_task(task_id: uuid.UUID, tasks: TaskServiceDep) -> TaskResponse:
+@router.get(
+    "/{task_id}",
+    response_model=TaskResponse,
+    responses={
+        200: {"headers": _ETAG_HEADER},
+        304: {
+            "description": "Not modified: the ETag in If-None-Match is current.",
+            "headers": _ETAG_HEADER,
+        },
+        **problem_responses(404, 422, *_AUTH),
+    },
+)
+async def get_task(
+    task_id: uuid.UUID, response: Response, tasks: TaskServiceDep, cached: ReadConditionDep
+) -> TaskResponse | Response:
     """One of the caller's tasks."""
-    return TaskResponse.model_validate(await tasks.get(task_id))
+    task = await tasks.get(task_id)
+    if cached is not None and cached.accepts(task.version):
+        return Response(
+            status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": entity_tag(task.version)}
+        )
+    return _task_response(response, task)
 
 
-@router.put("/{task_id}", responses=problem_responses(400, 404, 413, 422, *_AUTH))
-async def update_task(task_id: uuid.UUID, data: TaskUpdate, tasks: TaskServiceDep) -> TaskResponse:
+@router.put("/{task_id}", responses={200: {"headers": _ETAG_HEADER}, **problem_responses(*_WRITE)})
+async def update_task(
+    task_id: uuid.UUID,
+    data: TaskUpdate,
+    response: Response,
+    tasks: TaskServiceDep,
+    only_if: WritePreconditionDep,
+) -> TaskResponse:
     """Replace every writable field; omitted optional fields return to their defaults."""
-    return TaskResponse.model_validate(await tasks.replace(task_id, data))
+    return _task_response(response, await tasks.replace(task_id, data, only_if))
 
 
-@router.patch("/{task_id}", responses=problem_responses(400, 404, 413, 422, *_AUTH))
-async def patch_task(task_id: uuid.UUID, changes: TaskPatch, tasks: TaskServiceDep) -> TaskResponse:
+@router.patch(
+    "/{task_id}", responses={200: {"headers": _ETAG_HEADER}, **problem_responses(*_WRITE)}
+)
+async def patch_task(
+    task_id: uuid.UUID,
+    changes: TaskPatch,
+    response: Response,
+    tasks: TaskServiceDep,
+    only_if: WritePreconditionDep,
+) -> TaskResponse:
     """Change only the fields sent; `null` clears `description` or `due_date`."""
-    return TaskResponse.model_validate(await tasks.patch(task_id, changes))
+    return _task_response(response, await tasks.patch(task_id, changes, only_if))
 
 
-@router.patch("/{task_id}/complete", responses=problem_responses(400, 404, 413, 422, *_AUTH))
+@router.patch(
+    "/{task_id}/complete",
+    responses={200: {"headers": _ETAG_HEADER}, **problem_responses(*_WRITE)},
+)
 async def toggle_task_completion(
     task_id: uuid.UUID,
+    response: Response,
     tasks: TaskServiceDep,
+    only_if: WritePreconditionDep,
     change: Annotated[CompletionChange | None, Body()] = None,
 ) -> TaskResponse:
     """Flip completion, or set it with `{"completed": true|false}`, in one atomic update."""
     completed = change.completed if change is not None else None
-    return TaskResponse.model_validate(await tasks.set_completion(task_id, completed))
+    return _task_response(response, await tasks.set_completion(task_id, completed, only_if))
 
 
 @router.delete(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(404, 422, *_AUTH),
+    responses=problem_responses(400, 404, 412, 422, 428, *_AUTH),
 )
-async def delete_task(task_id: uuid.UUID, tasks: TaskServiceDep) -> None:
-    """Delete one of the caller's tasks."""
-    await tasks.delete(task_id)
+async def delete_task(
+    task_id: uuid.UUID, tasks: TaskServiceDep, only_if: WritePreconditionDep
+) -> None:
+    """Delete one of the caller's tasks (delta sync reports it as a tombstone for a while)."""
+    await tasks.delete(task_id, only_if)

@@ -27,6 +27,7 @@ from tasks_api.text import storage_problem
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
 def _storable_text(value: str) -> str:
@@ -38,8 +39,9 @@ def _storable_text(value: str) -> str:
 
 
 def _date_as_midnight_utc(value: Any) -> Any:
-    if isinstance(value, int | float):
-        # pydantic would read a number as a Unix timestamp; the contract says RFC 3339.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        # pydantic would read a number (or, in a query string, digits) as a Unix timestamp; the
+        # contract says RFC 3339.
         raise ValueError("must be an RFC 3339 date-time or a YYYY-MM-DD date string")
     if isinstance(value, str) and _PLAIN_DATE.fullmatch(value):
         return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
@@ -167,6 +169,20 @@ class TaskResponse(ResponseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    # Always false here; true marks a TaskTombstone in a delta sync. Lets clients tell them apart.
+    deleted: Literal[False] = False
+
+
+class TaskTombstone(ResponseModel):
+    """A deleted task, as delta sync reports it (`include_deleted=true`)."""
+
+    id: uuid.UUID
+    deleted: Literal[True] = True
+    updated_at: datetime = Field(description="When it was deleted.")
+
+
+# One entry of a delta sync: a live task or a tombstone, told apart by `deleted`.
+TaskChange = Annotated[TaskResponse | TaskTombstone, Field(discriminator="deleted")]
 
 
 TaskStatus = Literal["all", "pending", "completed"]
@@ -191,9 +207,26 @@ class TaskListParams(RequestModel):
     q: SearchText | None = Field(
         default=None, description="Case-insensitive substring of title or description (literal)."
     )
-    sort: TaskSort = "created_at"
+    updated_since: DueDate | None = Field(
+        default=None,
+        description=(
+            "Delta sync: only tasks changed after this instant (send the previous response's "
+            "`Sync-Token`; `1970-01-01T00:00:00Z` the first time). Sorts by updated_at, oldest "
+            "first, unless `sort`/`order` say otherwise."
+        ),
+    )
+    include_deleted: bool = Field(
+        default=False,
+        description="With `updated_since`: also tasks deleted since then, as tombstones.",
+    )
+    sort: TaskSort | None = Field(
+        default=None, description="Default: created_at; updated_at with `updated_since`."
+    )
     order: SortOrder | None = Field(
-        default=None, description="Default: desc for created_at/updated_at, asc for the others."
+        default=None,
+        description=(
+            "Default: desc for created_at/updated_at, asc for the others; asc with `updated_since`."
+        ),
     )
     limit: int = Field(default=100, ge=1, le=500)
     cursor: str | None = Field(
@@ -210,6 +243,12 @@ class TaskListParams(RequestModel):
             raise ValueError("status and completed contradict each other")
         return self
 
+    @model_validator(mode="after")
+    def _deleted_only_in_a_sync(self) -> Self:
+        if self.include_deleted and self.updated_since is None:
+            raise ValueError("include_deleted needs updated_since (tombstones are for delta sync)")
+        return self
+
     @property
     def completed_filter(self) -> bool | None:
         if self.completed is not None:
@@ -218,10 +257,14 @@ class TaskListParams(RequestModel):
 
     @property
     def sort_key(self) -> str:
+        if self.sort is None:
+            return "updated_at" if self.updated_since is not None else "created_at"
         return "created_at" if self.sort == "created" else self.sort
 
     @property
     def descending(self) -> bool:
         if self.order is not None:
             return self.order == "desc"
+        if self.updated_since is not None:
+            return False  # a sync reads changes oldest first
         return self.sort_key in {"created_at", "updated_at"}
