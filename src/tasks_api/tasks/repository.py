@@ -209,10 +209,14 @@ class TaskRepository:
         statement here not scoped to the owner. Bounded, so the delete that triggers it stays
         fast; deletions happen far more often than a batch expires, so the backlog drains.
         """
+        # Oldest first: a range of the tombstone index. SKIP LOCKED: concurrent purges take
+        # different rows instead of waiting on (or deadlocking over) the same ones.
         expired = (
             core_select(col(Task.id))
             .where(col(Task.deleted_at) < _now() - older_than)
+            .order_by(col(Task.deleted_at))
             .limit(batch)
+            .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
         await self._session.exec(delete(Task).where(col(Task.id).in_(expired)))
