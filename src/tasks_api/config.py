@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     # On SIGTERM, `serve` lets in-flight requests finish for at most this long, then closes them.
     shutdown_timeout_seconds: int = Field(default=25, ge=1, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # json: one object per line (for log collectors); text: readable lines. Unset: text in
+    # development, json otherwise.
+    log_format: Literal["json", "text"] | None = None
+
+    # Operations.
+    # GET /metrics in Prometheus format; off by default.
+    metrics_enabled: bool = False
+    # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>` (never a user's token).
+    metrics_token: SecretStr | None = None
 
     # Rate limits (rate_limits.py): per verified user, and per address for requests without one.
     rate_limit_enabled: bool = True
@@ -163,6 +172,12 @@ class Settings(BaseSettings):
         if self.database_direct_url is None:
             return self
         return self.model_copy(update={"database_url": self.database_direct_url})
+
+    @property
+    def readable_logs(self) -> bool:
+        if self.log_format is None:
+            return self.environment is Environment.DEVELOPMENT
+        return self.log_format == "text"
 
     @property
     def uses_pgbouncer(self) -> bool:

@@ -44,6 +44,12 @@ class UnauthenticatedError(AppError):
         super().__init__(detail, code=code, headers={"WWW-Authenticate": challenge})
 
 
+class ForbiddenError(AppError):
+    status = 403
+    title = "Forbidden"
+    code = "forbidden"
+
+
 class NotFoundError(AppError):
     status = 404
     title = "Not found"

@@ -31,9 +31,39 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_ONE_LINE = str.maketrans({"\r": "\\r", "\n": "\\n"})
+
+
+class ReadableFormatter(logging.Formatter):
+    """One line for people: time, level, logger, request id, message, then `extra=` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        request_id = current_request_id()
+        message = record.getMessage()
+        # Extras the message already says (the access line's method, path, status) are left out.
+        fields = " ".join(
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD_ATTRS and value is not None and str(value) not in message
+        )
+        parts = (
+            self.formatTime(record, "%H:%M:%S"),
+            f"{record.levelname:<7}",
+            record.name.removeprefix("tasks_api."),
+            f"[{request_id}]" if request_id is not None else "",
+            message,
+            fields,
+        )
+        # One event, one line: CR/LF from a request (a path, a header) cannot forge a line.
+        line = " ".join(part for part in parts if part).translate(_ONE_LINE)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(ReadableFormatter() if settings.readable_logs else JsonFormatter())
     package_logger = logging.getLogger("tasks_api")
     package_logger.handlers[:] = [handler]
     package_logger.setLevel(settings.log_level)

@@ -5,19 +5,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from tasks_api import health
 from tasks_api.auth import router as auth_router
+from tasks_api.auth.dependencies import require_path_user
 from tasks_api.auth.development import with_development_secret
 from tasks_api.auth.tokens import JwksCache, TokenVerifier
 from tasks_api.config import Settings, get_settings
 from tasks_api.database import create_engine, create_sessionmaker
 from tasks_api.idempotency.dependencies import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
 from tasks_api.logging import configure_logging
-from tasks_api.problem_details import add_problem_handlers
+from tasks_api.metrics import Metrics, MetricsMiddleware
+from tasks_api.metrics import router as metrics_router
+from tasks_api.problem_details import add_problem_handlers, problem_responses
 from tasks_api.rate_limits import RATE_LIMIT_HEADERS, RateLimiter, RateLimitHeadersMiddleware
 from tasks_api.request_context import REQUEST_ID_HEADER, RequestContextMiddleware
 from tasks_api.request_limits import RequestLimitsMiddleware
@@ -43,6 +46,7 @@ def create_app(
     """Build the app. `jwks_transport` lets tests serve a JWKS without a network."""
     settings = with_development_secret(settings or get_settings())
     configure_logging(settings)
+    metrics = Metrics() if settings.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,9 +61,13 @@ def create_app(
                     http_client,
                     max_age=settings.auth_jwks_cache_seconds,
                     min_refetch=settings.auth_jwks_min_refetch_seconds,
+                    timeout=settings.auth_jwks_timeout_seconds,
+                    on_fetch=metrics.jwks_fetched if metrics is not None else None,
                 )
             app.state.settings = settings
             app.state.engine = engine
+            if metrics is not None:
+                metrics.watch_pool(engine)
             app.state.sessionmaker = create_sessionmaker(engine)
             app.state.token_verifier = TokenVerifier(settings, jwks)
             rate_limiter = (
@@ -82,11 +90,26 @@ def create_app(
         lifespan=lifespan,
         # Operation ids are the route function names in camelCase: `listTasks` in a TS client.
         generate_unique_id_function=_operation_id,
+        # RequestLimitsMiddleware answers these on every path, before any route runs.
+        responses=problem_responses(414, 431),
     )
     add_problem_handlers(app)
-    app.include_router(tasks_router.router)
+    app.include_router(tasks_router.router, prefix=tasks_router.PREFIX)
+    # Drop-in paths for todo frontends that put the user id in the URL: the same handlers, with
+    # the path's user id checked against the token (403 user_mismatch) and used for nothing else.
+    app.include_router(
+        tasks_router.router,
+        prefix=tasks_router.USER_SCOPED_PREFIX,
+        tags=["tasks (user id in the path)"],
+        dependencies=[Depends(require_path_user)],
+        responses=problem_responses(403),
+        generate_unique_id_function=_user_scoped_operation_id,
+    )
     app.include_router(auth_router.router)
     app.include_router(health.router)
+    if metrics is not None:
+        app.state.metrics = metrics
+        app.include_router(metrics_router)
     if settings.rate_limit_enabled:
         app.add_middleware(RateLimitHeadersMiddleware)
     # Inside CORS, so a browser can read a 413; inside the request context, so it has an id.
@@ -112,9 +135,17 @@ def create_app(
         expose_headers=EXPOSED_HEADERS,
     )
     app.add_middleware(RequestContextMiddleware)
+    if metrics is not None:
+        # Outermost: it times and counts every response, the ones the other middleware send too.
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
 
 def _operation_id(route: APIRoute) -> str:
     first, *rest = route.name.split("_")
     return first + "".join(word.capitalize() for word in rest)
+
+
+def _user_scoped_operation_id(route: APIRoute) -> str:
+    # `listTasks` at /api/tasks, `listTasksForUser` at /api/{user_id}/tasks.
+    return _operation_id(route) + "ForUser"

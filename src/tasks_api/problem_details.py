@@ -96,6 +96,17 @@ async def _app_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
+    if isinstance(error.body, bytes):
+        # FastAPI parses a body as JSON only when Content-Type says so (application/json or
+        # */*+json) and hands any other body to validation as raw bytes. That is the wrong media
+        # type, not a wrong value: say so (RFC 9110 15.5.16), and which one to use (Accept).
+        return problem_response(
+            request,
+            status=415,
+            code="unsupported_media_type",
+            detail="Send the body as JSON, with Content-Type: application/json.",
+            headers={"Accept": "application/json"},
+        )
     errors = [
         {"loc": list(item.get("loc", ())), "msg": item.get("msg", ""), "type": item.get("type", "")}
         for item in error.errors()

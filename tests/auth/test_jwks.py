@@ -1,6 +1,9 @@
 import asyncio
 import json
+import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -12,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.auth.conftest import AppClient
 from tests.auth.forged import b64url, compact_jwt, hmac_sha256
 from tests.problems import assert_problem
-from tests.tokens import JwksServer, TokenFactory, bearer, public_jwk
+from tests.tokens import JWKS_URL, JwksServer, TokenFactory, bearer, public_jwk
 
 NEW_KID = "N3wK3yAfterRotation0000000000000"
 
@@ -138,15 +141,149 @@ async def test_cached_key_keeps_working_while_jwks_is_down(
         assert (await client.get("/api/me", headers=bearer(tokens.ed25519("u")))).is_success
         jwks_server.status_code = 500
         # An unknown kid makes the cache try (and fail) to refetch; the known key survives.
-        unknown = await client.get(
-            "/api/me", headers=bearer(tokens.ed25519("u", headers={"kid": "x"}))
-        )
+        unrotated = tokens.ed25519("u", headers={"kid": "x"})
+        unknown = await client.get("/api/me", headers=bearer(unrotated))
         known = await client.get("/api/me", headers=bearer(tokens.ed25519("cached-user")))
 
     assert jwks_server.requests == 2
-    assert_problem(unknown, status=401, code="unknown_key")
+    # Not a 401: the key may well be one the JWKS would serve, if it could be reached (a rotation
+    # during the outage), and a 401 would make the client drop a good token.
+    _assert_keys_unavailable(unknown, unrotated)
     assert known.status_code == 200
     assert known.json()["id"] == "cached-user"
+
+
+async def test_flood_of_unknown_kids_costs_one_jwks_fetch(
+    app_client: AppClient, jwks_server: JwksServer, tokens: TokenFactory
+) -> None:
+    made_up = [tokens.ed25519("u", headers={"kid": f"flood-{index}"}) for index in range(200)]
+
+    async with app_client(auth_jwks_min_refetch_seconds=60, rate_limit_enabled=False) as client:
+        responses = await asyncio.gather(
+            *(client.get("/api/me", headers=bearer(token)) for token in made_up)
+        )
+        known = await client.get("/api/me", headers=bearer(tokens.ed25519("u")))
+
+    for response in responses:
+        assert_problem(response, status=401, code="unknown_key")
+    assert known.status_code == 200
+    assert jwks_server.requests == 1
+
+
+async def test_unknown_kids_refetch_no_more_often_than_the_minimum_interval(
+    app_client: AppClient, jwks_server: JwksServer, tokens: TokenFactory
+) -> None:
+    interval = 0.1
+
+    async with app_client(
+        auth_jwks_min_refetch_seconds=interval, rate_limit_enabled=False
+    ) as client:
+        started = time.monotonic()
+        for wave in range(6):
+            made_up = [tokens.ed25519("u", headers={"kid": f"w{wave}-{i}"}) for i in range(30)]
+            await asyncio.gather(*(client.get("/api/me", headers=bearer(t)) for t in made_up))
+            await asyncio.sleep(interval / 2)
+        elapsed = time.monotonic() - started
+
+    # One fetch to start with, then at most one per interval; and refetching does resume.
+    assert 2 <= jwks_server.requests <= 1 + elapsed / interval
+
+
+@dataclass
+class SlowJwks:
+    """The JWKS endpoint, answering after `delay` seconds (a hung server: longer than any
+    timeout). httpx applies no timeouts of its own to a mock transport, so only the app's own
+    bound can cut the wait short."""
+
+    server: JwksServer
+    delay: float = 0.0
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.delay)
+        return self.server.handle(request)
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+
+HUNG_SECONDS = 30.0
+JWKS_TIMEOUT = 0.2
+
+
+async def test_hung_jwks_gets_503_within_the_timeout_not_a_hang(
+    app_client: AppClient, jwks_server: JwksServer, tokens: TokenFactory
+) -> None:
+    slow = SlowJwks(jwks_server, delay=HUNG_SECONDS)
+    token = tokens.ed25519("u")
+
+    async with app_client(
+        jwks_transport=slow.transport, auth_jwks_timeout_seconds=JWKS_TIMEOUT
+    ) as client:
+        started = time.monotonic()
+        async with asyncio.timeout(5):  # a failure of this test, not a hung suite
+            response = await client.get("/api/me", headers=bearer(token))
+        elapsed = time.monotonic() - started
+
+    _assert_keys_unavailable(response, token)
+    assert JWKS_TIMEOUT <= elapsed < JWKS_TIMEOUT + 1
+
+
+async def test_cached_key_is_served_at_once_while_a_refetch_hangs(
+    app_client: AppClient, jwks_server: JwksServer, tokens: TokenFactory
+) -> None:
+    slow = SlowJwks(jwks_server)
+    unrotated = tokens.ed25519("u", headers={"kid": "rotated-during-outage"})
+
+    async with app_client(
+        jwks_transport=slow.transport,
+        auth_jwks_timeout_seconds=JWKS_TIMEOUT,
+        auth_jwks_min_refetch_seconds=0,
+    ) as client:
+        assert (await client.get("/api/me", headers=bearer(tokens.ed25519("u")))).is_success
+        slow.delay = HUNG_SECONDS
+        async with asyncio.timeout(5):
+            refetching = asyncio.create_task(client.get("/api/me", headers=bearer(unrotated)))
+            await asyncio.sleep(0.05)  # the refetch is under way, holding the cache's lock
+            started = time.monotonic()
+            cached = await client.get("/api/me", headers=bearer(tokens.ed25519("cached-user")))
+            cached_took = time.monotonic() - started
+            assert not refetching.done()
+            needs_fetch = await refetching
+
+    assert cached.status_code == 200
+    assert cached_took < JWKS_TIMEOUT / 2
+    _assert_keys_unavailable(needs_fetch, unrotated)
+
+
+async def test_jwks_outage_is_logged_once_not_per_request(
+    app_client: AppClient,
+    jwks_server: JwksServer,
+    tokens: TokenFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    package_logger = logging.getLogger("tasks_api")  # its records do not propagate to the root
+
+    async with app_client(auth_jwks_min_refetch_seconds=0) as client:
+        package_logger.addHandler(caplog.handler)  # after create_app, which resets the handlers
+        try:
+            jwks_server.status_code = 503
+            down = [
+                await client.get("/api/me", headers=bearer(tokens.ed25519("u"))) for _ in "12345"
+            ]
+            jwks_server.status_code = 200
+            up = await client.get("/api/me", headers=bearer(tokens.ed25519("u")))
+        finally:
+            package_logger.removeHandler(caplog.handler)
+
+    assert [response.status_code for response in down] == [503] * 5
+    assert up.status_code == 200
+    assert jwks_server.requests == 6  # every request tried: the interval is 0
+    from_cache = [record for record in caplog.records if record.name == "tasks_api.auth.tokens"]
+    warnings = [record for record in from_cache if record.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [record.getMessage() for record in warnings]
+    assert JWKS_URL in warnings[0].getMessage()
+    assert any("again" in record.getMessage() for record in from_cache)
 
 
 def _timeout(request: httpx.Request) -> httpx.Response:

@@ -6,11 +6,11 @@ counts against its user and a rejected one against the client address.
 
 from typing import Annotated, NewType
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tasks_api.auth.tokens import TokenClaims, TokenVerifier
-from tasks_api.errors import RateLimitExceededError, UnauthenticatedError
+from tasks_api.errors import ForbiddenError, RateLimitExceededError, UnauthenticatedError
 from tasks_api.rate_limits import STATE_KEY, RateLimiter, RateLimitStatus
 
 UserId = NewType("UserId", str)
@@ -61,6 +61,10 @@ def _enforce(request: Request, status: RateLimitStatus | None, detail: str) -> N
 async def _verify(
     request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> TokenClaims:
+    if len(request.headers.getlist("authorization")) > 1:
+        # HTTPBearer reads the first; a proxy, a cache or a log may read another. Rather than pick
+        # one, refuse the request: which credentials it carries is ambiguous.
+        raise UnauthenticatedError("Send one Authorization header, not several.")
     if credentials is None:
         # RFC 6750 3.1: a request without Bearer credentials (none, or another scheme such as
         # Basic) gets a challenge without an error code.
@@ -90,3 +94,18 @@ async def get_current_user_id(claims: CurrentClaims) -> UserId:
 
 
 CurrentUserId = Annotated[UserId, Depends(get_current_user_id)]
+
+
+async def require_path_user(
+    user_id: Annotated[
+        str,
+        Path(description="Must be the caller's own id (the token's `sub`); used for nothing else."),
+    ],
+    caller: CurrentUserId,
+) -> None:
+    """For frontends that put the user in the path (`/api/{user_id}/tasks`): the path must name
+    the caller. Only the token says who the caller is; the path is checked, never trusted."""
+    if user_id != caller:
+        raise ForbiddenError(
+            "The user id in the path is not the signed-in user's.", code="user_mismatch"
+        )

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import jwt
 
 from tasks_api.config import Settings
 from tasks_api.errors import ServiceUnavailableError, UnauthenticatedError
+from tasks_api.text import storage_problem
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +46,27 @@ class JwksCache:
     """
 
     def __init__(
-        self, url: str, client: httpx.AsyncClient, *, max_age: float, min_refetch: float
+        self,
+        url: str,
+        client: httpx.AsyncClient,
+        *,
+        max_age: float,
+        min_refetch: float,
+        timeout: float,
+        on_fetch: Callable[[bool], None] | None = None,
     ) -> None:
+        """`on_fetch(ok)` is told the outcome of every fetch (for metrics)."""
+        self._on_fetch = on_fetch
         self._url = url
         self._client = client
         self._max_age = max_age
         self._min_refetch = min_refetch
+        self._timeout = timeout
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
+        # True from a failed fetch until the next successful one: the endpoint is down.
+        self._failing = False
         self._lock = asyncio.Lock()
 
     async def get(self, kid: str) -> jwt.PyJWK | None:
@@ -61,11 +75,13 @@ class JwksCache:
         async with self._lock:
             if not (self._is_fresh() and kid in self._keys) and self._may_refetch():
                 await self._refresh()
-        if self._fetched_at is None:
-            # The last fetch failed and the next is not due yet: still an outage on our side,
-            # not a bad token, so no 401 that would make the client drop a valid token.
+        key = self._keys.get(kid)
+        if key is None and self._failing:
+            # The last fetch failed (and the next may not be due yet), so the key may be one the
+            # JWKS would serve, rotated in during the outage: an outage on our side, not a bad
+            # token, so no 401 that would make the client drop a valid token.
             raise self._unavailable()
-        return self._keys.get(kid)
+        return key
 
     def _unavailable(self) -> JwksUnavailableError:
         waited = 0.0 if self._attempted_at is None else time.monotonic() - self._attempted_at
@@ -85,14 +101,25 @@ class JwksCache:
     async def _refresh(self) -> None:
         self._attempted_at = time.monotonic()
         try:
-            response = await self._client.get(self._url)
-            response.raise_for_status()
-            keys = _parse_jwks(response.json())
-        except (httpx.HTTPError, ValueError) as error:
-            logger.warning("JWKS fetch from %s failed: %s", self._url, type(error).__name__)
-            if not self._keys:
-                raise self._unavailable() from error
-            return  # keep serving with the keys we have
+            # A bound on the whole fetch: httpx's timeout applies to each network operation, so a
+            # server that trickles bytes could hold the lock, and every request queued on it.
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.get(self._url)
+                response.raise_for_status()
+                keys = _parse_jwks(response.json())
+        except (httpx.HTTPError, ValueError, TimeoutError) as error:
+            if self._on_fetch is not None:
+                self._on_fetch(False)
+            # Once per outage, not once per attempt: requests keep retrying while it lasts.
+            log = logger.debug if self._failing else logger.warning
+            log("JWKS fetch from %s failed: %s", self._url, type(error).__name__)
+            self._failing = True
+            return  # keep serving with the keys we have, if any
+        if self._on_fetch is not None:
+            self._on_fetch(True)
+        if self._failing:
+            logger.info("JWKS fetch from %s works again", self._url)
+        self._failing = False
         self._keys = keys
         self._fetched_at = time.monotonic()
         logger.info("JWKS loaded: %d key(s)", len(keys))
@@ -207,6 +234,12 @@ def _claims(payload: dict[str, Any]) -> TokenClaims:
     if not isinstance(sub, str) or not sub.strip():
         raise UnauthenticatedError(
             "The token's subject (sub) is missing or empty.", code="missing_claim"
+        )
+    if storage_problem(sub) is not None:
+        # The owner column could not hold it (NUL, lone surrogate): a 401 now, not a 500 at the
+        # first query. Only a key holder can sign such a token, but it is still not a usable one.
+        raise UnauthenticatedError(
+            "The token's subject (sub) is not a usable user id.", code="invalid_token"
         )
     email, name = payload.get("email"), payload.get("name")
     return TokenClaims(

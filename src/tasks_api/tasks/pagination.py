@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tasks_api.text import storage_problem
@@ -76,13 +76,20 @@ def _parse(payload: bytes) -> CursorPosition:
         ):
             raise TypeError("wrongly typed fields")
         if isinstance(value, dict):
-            value = datetime.fromisoformat(value["t"])
-        sync_token = datetime.fromisoformat(sync[0]) if sync else None
+            value = _in_utc(datetime.fromisoformat(value["t"]))
+        sync_token = _in_utc(datetime.fromisoformat(sync[0])) if sync else None
         if sync_token is not None and not _is_aware_datetime(sync_token):
             raise TypeError("sync token without a time zone")
         return CursorPosition(made_for_sort, made_descending, value, uuid.UUID(task_id), sync_token)
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError):
         raise MalformedCursorError("cursor is malformed") from None
+
+
+def _in_utc(value: datetime) -> datetime:
+    """An aware time in UTC. A hand-made one at the edge of the calendar (year 1 at +14:00) has no
+    UTC equivalent: OverflowError here, a 400, rather than in the database driver, a 500. A naive
+    one is left for the value checks to refuse."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value
 
 
 def _is_aware_datetime(value: Any) -> bool:

@@ -27,12 +27,15 @@ from tasks_api.tasks.schemas import (
     TaskUpdate,
 )
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+# Mounted twice by main.py: at /api/tasks, and at /api/{user_id}/tasks for existing frontends.
+router = APIRouter(tags=["tasks"])
+PREFIX = "/api/tasks"
+USER_SCOPED_PREFIX = "/api/{user_id}/tasks"
 
 _AUTH = (401, 429, 503)
 # Writes to an existing task: a malformed body or If-Match (400), a stale If-Match (412), a
-# missing one when required (428).
-_WRITE = (400, 404, 412, 413, 422, 428, *_AUTH)
+# missing one when required (428), a body not sent as JSON (415).
+_WRITE = (400, 404, 412, 413, 415, 422, 428, *_AUTH)
 _ETAG_HEADER = {
     "ETag": {
         "description": "The task's version, for If-Match and If-None-Match.",
@@ -116,7 +119,7 @@ async def list_tasks(
         },
         # 400 and 422 also cover the Idempotency-Key (malformed; reused with another body), 409
         # its first request still running (retry after Retry-After).
-        **problem_responses(400, 409, 413, 422, *_AUTH),
+        **problem_responses(400, 409, 413, 415, 422, *_AUTH),
     },
 )
 async def create_task(

@@ -90,6 +90,21 @@ DueDate = Annotated[
     AfterValidator(_aware_utc),
     Field(description="RFC 3339 date-time, or YYYY-MM-DD taken as midnight UTC."),
 ]
+
+
+def _finite(value: datetime) -> datetime:
+    # asyncpg writes the first and last microsecond Python holds (0001-01-01T00:00:00Z and
+    # 9999-12-31T23:59:59.999999Z) as PostgreSQL's -infinity and infinity, and reads them back
+    # without a time zone: such a due date would come back without its offset, sort among the
+    # tasks without one and break the next page's cursor. A filter may use them: there they mean
+    # what the infinities mean.
+    if value.replace(tzinfo=None) in {datetime.min, datetime.max}:
+        raise ValueError("is out of range")
+    return value
+
+
+# A due date to store, not just to compare with.
+StoredDueDate = Annotated[DueDate, AfterValidator(_finite)]
 SearchText = Annotated[
     str, StringConstraints(min_length=1, max_length=200), AfterValidator(_storable_text)
 ]
@@ -100,14 +115,18 @@ class RequestModel(BaseModel):
 
 
 class ResponseModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    # A response always carries every field, defaults included: the schema says they're required,
+    # so generated clients don't type them as optional.
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
 
 class TaskCreate(RequestModel):
     title: TaskTitle
     description: TaskDescription | None = None
     priority: Priority = Priority.MEDIUM
-    due_date: DueDate | None = None
+    due_date: StoredDueDate | None = None
     completed: TaskCompleted = False
     position: TaskPosition = 0
 
@@ -137,7 +156,7 @@ class TaskPatch(RequestModel):
     title: TaskTitle | None = None
     description: TaskDescription | None = None
     priority: Priority | None = None
-    due_date: DueDate | None = None
+    due_date: StoredDueDate | None = None
     completed: TaskCompleted | None = None
     position: TaskPosition | None = None
 
@@ -181,8 +200,10 @@ class TaskTombstone(ResponseModel):
     updated_at: datetime = Field(description="When it was deleted.")
 
 
-# One entry of a delta sync: a live task or a tombstone, told apart by `deleted`.
-TaskChange = Annotated[TaskResponse | TaskTombstone, Field(discriminator="deleted")]
+# One entry of a delta sync: a live task or a tombstone, told apart by `deleted` (a boolean
+# literal in each). Not an OpenAPI `discriminator`: its tags are strings, and generated clients
+# (openapi-typescript) would type `deleted` as "true"/"false" instead of true/false.
+TaskChange = TaskResponse | TaskTombstone
 
 
 TaskStatus = Literal["all", "pending", "completed"]

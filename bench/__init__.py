@@ -1,0 +1,1 @@
+"""Benchmark harness: the service against a thin ceiling app, driven by wrk (see README.md)."""

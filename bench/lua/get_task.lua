@@ -1,0 +1,17 @@
+-- GET /api/tasks/{id}: one of the big user's tasks, picked at random.
+-- Argument: <data file>.
+-- Finds common.lua next to this script, wherever wrk is started from.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+package.path = here .. "?.lua;" .. package.path
+local common = require("common")
+
+local make_request
+
+function init(args)
+  common.seed_random()
+  make_request = common.get_request(common.load(args[1]))
+end
+
+function request()
+  return make_request()
+end

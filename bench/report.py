@@ -1,0 +1,134 @@
+"""Results: every run, the summary per scenario (medians over the rounds), the tables, the JSON."""
+
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.scenarios import SCENARIOS
+from bench.servers import AppName
+from bench.wrk import WrkResult
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Run:
+    scenario: str
+    app: AppName
+    workers: int
+    concurrency: int
+    round: int
+    result: WrkResult
+    peak_rss_bytes: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "requests_per_second": self.result.requests_per_second,
+            "errors": self.result.errors,
+        }
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One app at one scenario, worker count and concurrency, over its rounds."""
+
+    scenario: str
+    app: AppName
+    workers: int
+    concurrency: int
+    rounds: int
+    requests_per_second: float
+    # (max - min) / median of the rounds' requests/s: how much to trust the median.
+    spread: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    peak_rss_bytes: int
+
+
+def summarize(runs: Sequence[Run]) -> list[Summary]:
+    groups: dict[tuple[str, AppName, int, int], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.scenario, run.app, run.workers, run.concurrency), []).append(run)
+    summaries = []
+    for (scenario, app, workers, concurrency), group in groups.items():
+        rates = [run.result.requests_per_second for run in group]
+        median_rate = statistics.median(rates)
+        summaries.append(
+            Summary(
+                scenario=scenario,
+                app=app,
+                workers=workers,
+                concurrency=concurrency,
+                rounds=len(group),
+                requests_per_second=median_rate,
+                spread=(max(rates) - min(rates)) / median_rate if median_rate else 0.0,
+                p50_ms=statistics.median(run.result.p50_ms for run in group),
+                p99_ms=statistics.median(run.result.p99_ms for run in group),
+                errors=sum(run.result.errors for run in group),
+                peak_rss_bytes=max(run.peak_rss_bytes for run in group),
+            )
+        )
+    return summaries
+
+
+def ratio(summaries: Sequence[Summary], of: Summary) -> float | None:
+    """The service's requests/s over the ceiling's at the same point (1.0: as fast as it)."""
+    for other in summaries:
+        if (other.app, other.scenario, other.workers, other.concurrency) == (
+            "ceiling",
+            of.scenario,
+            of.workers,
+            of.concurrency,
+        ):
+            return (
+                of.requests_per_second / other.requests_per_second
+                if other.requests_per_second
+                else None
+            )
+    return None
+
+
+def tables(summaries: Sequence[Summary]) -> str:
+    """One table per scenario and worker count, a row per concurrency and app."""
+    out: list[str] = []
+    for workers in sorted({summary.workers for summary in summaries}):
+        for scenario in SCENARIOS:
+            rows = [s for s in summaries if s.scenario == scenario.name and s.workers == workers]
+            if not rows:
+                continue
+            plural = "s" if workers > 1 else ""
+            out.append(f"\n{scenario.name} ({workers} worker{plural}): {scenario.what}")
+            out.append(
+                f"  {'conc':>4}  {'app':<8} {'req/s':>9} {'spread':>7} {'p50 ms':>8} "
+                f"{'p99 ms':>8} {'errors':>7} {'peak RSS MiB':>13} {'service/ceiling':>16}"
+            )
+            for row in sorted(rows, key=lambda s: (s.concurrency, s.app != "service")):
+                row_ratio = ratio(summaries, row) if row.app == "service" else None
+                shown_ratio = f"{row_ratio:.2f}" if row_ratio is not None else ""
+                out.append(
+                    f"  {row.concurrency:>4}  {row.app:<8} {row.requests_per_second:>9.1f} "
+                    f"{row.spread:>6.1%} {row.p50_ms:>8.2f} {row.p99_ms:>8.2f} {row.errors:>7} "
+                    f"{row.peak_rss_bytes / MIB:>13.1f} {shown_ratio:>16}".rstrip()
+                )
+    return "\n".join(out)
+
+
+def write_json(path: Path, *, metadata: dict[str, Any], runs: Sequence[Run]) -> None:
+    summaries = summarize(runs)
+    document = {
+        **metadata,
+        "summaries": [
+            {**asdict(summary), "service_over_ceiling": ratio(summaries, summary)}
+            if summary.app == "service"
+            else asdict(summary)
+            for summary in summaries
+        ],
+        "runs": [run.as_json() for run in runs],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
