@@ -48,15 +48,20 @@ def with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
-async def admin_execute(server_url: str, statement: str) -> None:
-    target = make_url(server_url)
-    connection = await asyncpg.connect(
+async def raw_connection(url: str) -> asyncpg.Connection:
+    """A plain asyncpg connection to `url` (a test's own statements, outside the app)."""
+    target = make_url(url)
+    return await asyncpg.connect(
         user=target.username,
         password=target.password,
         host=target.query.get("host") or target.host,
         port=target.port,
         database=target.database,
     )
+
+
+async def admin_execute(server_url: str, statement: str) -> None:
+    connection = await raw_connection(server_url)
     try:
         await connection.execute(statement)
     finally:

@@ -5,17 +5,15 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url
 from sqlmodel import func, select
 
 from tasks_api.database import SessionDep
 from tasks_api.main import create_app
 from tests.asgi import serving
-from tests.conftest import make_settings
+from tests.conftest import make_settings, raw_connection
 from tests.polling import eventually
 from tests.problems import assert_database_unavailable, assert_problem
 from tests.tokens import JwksServer
@@ -52,9 +50,7 @@ async def slow_query_client(
 
 
 async def _sleeping_backends(database_url: str) -> int:
-    connection = await asyncpg.connect(
-        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
+    connection = await raw_connection(database_url)
     try:
         count: int = await connection.fetchval(
             "SELECT count(*) FROM pg_stat_activity"

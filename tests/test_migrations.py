@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, make_url, text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tasks_api.config import Settings
@@ -22,7 +22,7 @@ from tasks_api.migrations import (
 )
 from tasks_api.models import metadata
 from tests.commands import cli_environment
-from tests.conftest import make_settings
+from tests.conftest import make_settings, raw_connection
 
 
 @pytest.fixture
@@ -104,8 +104,7 @@ async def test_concurrent_migrate_commands_apply_each_migration_exactly_once(
     """Replicas all running `tasks-api migrate` on deploy: one migrates, the others find it done."""
     replicas = 4
     environment = cli_environment(DATABASE_URL=empty_database_url, DATA_DIR=str(tmp_path))
-    target = make_url(empty_database_url).set(drivername="postgresql")
-    holder = await asyncpg.connect(target.render_as_string(hide_password=False))
+    holder = await raw_connection(empty_database_url)
     try:
         # Hold the lock in a transaction while every replica starts, so all of them queue on it
         # and race the moment it is released (a transaction: PgBouncer keeps it on one server).

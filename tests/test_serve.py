@@ -8,12 +8,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 
 from tasks_api.database import create_engine
 from tasks_api.migrations import upgrade_to_head
 from tests.commands import ServerProcess, cli_environment, run_cli
-from tests.conftest import make_settings
+from tests.conftest import make_settings, raw_connection
 from tests.polling import eventually
 from tests.tokens import HS256_SECRET, OMIT, TokenFactory
 
@@ -71,9 +71,7 @@ async def test_sigterm_lets_a_slow_request_finish_then_disposes_the_pool(
     await asyncio.to_thread(server.start, "--host", "127.0.0.1")
     assert server.process is not None
     headers = {"Authorization": f"Bearer {tokens.hs256('draining', iss=OMIT, aud=OMIT)}"}
-    database = await asyncpg.connect(
-        make_url(empty_database_url).set(drivername="postgresql").render_as_string(False)
-    )
+    database = await raw_connection(empty_database_url)
     try:
         async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as api:
             created = await api.post("/api/tasks", json={"title": "before"})

@@ -10,14 +10,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tasks_api.tasks.models import Task
+from tests.conftest import raw_connection
 from tests.factories import make_task, read_row
 from tests.problems import assert_problem
 from tests.tasks.routes import (
@@ -130,9 +130,7 @@ async def test_a_write_committing_during_a_sync_is_not_missed_by_the_next_one(
     task_id = uuid.UUID(created.json()["id"])
     await phone.sync()
 
-    writer = await asyncpg.connect(
-        make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    )
+    writer = await raw_connection(database_url)
     try:
         transaction = writer.transaction()
         await transaction.start()
