@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import checks
+from bench import checks, profiling
 from bench.auth import AuthMode, Signer, signer
 from bench.database import (
     FULL,
@@ -68,6 +68,9 @@ class Plan:
     auth: AuthMode
     wrk_threads: int
     output: Path
+    profile: bool
+    # Extra settings for both apps, from --env: to compare configurations.
+    environment: dict[str, str]
 
     @property
     def runs(self) -> int:
@@ -110,6 +113,19 @@ def parse_plan(argv: Sequence[str] | None) -> Plan:
     )
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/<time>.json)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for both apps, e.g. --env DB_POOL_SIZE=20 (repeatable)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after measuring, one more run per scenario with py-spy sampling the service: "
+        "collapsed stacks beside the JSON and a summary of where the CPU goes",
+    )
     args = parser.parse_args(argv)
 
     smoke: bool = args.smoke
@@ -131,6 +147,8 @@ def parse_plan(argv: Sequence[str] | None) -> Plan:
         auth=args.auth,
         wrk_threads=args.wrk_threads,
         output=args.output or RESULTS_DIR / f"{stamp}{'-smoke' if smoke else ''}.json",
+        profile=args.profile,
+        environment=dict(_setting(text, parser) for text in args.env),
     )
     if plan.duration_s < 1 or plan.rounds < 1 or plan.wrk_threads < 1 or plan.warmup_s < 0:
         parser.error("--duration, --rounds and --wrk-threads must be at least 1, --warmup 0")
@@ -145,6 +163,13 @@ def _names(
     if unknown or not names:
         parser.error(f"unknown {kind}(s) {unknown}; choose from {', '.join(allowed)}")
     return names
+
+
+def _setting(text: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        parser.error(f"--env takes NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def _numbers(text: str, parser: argparse.ArgumentParser) -> list[int]:
@@ -165,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_plan(argv)
     try:
         wrk = find_wrk()
-    except WrkMissingError as error:
+        if plan.profile:
+            profiling.find_py_spy()
+    except (WrkMissingError, profiling.PySpyMissingError) as error:
         print(error, file=sys.stderr)
         return 2
     _progress(
@@ -245,6 +272,7 @@ def _serve_and_measure(
         **sign.environment(),
         "RATE_LIMIT_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
+        **plan.environment,
     }
     runs: list[Run] = []
     paths: dict[AppName, ListPaths] = {}
@@ -289,6 +317,8 @@ def _serve_and_measure(
                     + "\n".join(f"- {problem}" for problem in problems)
                 )
             runs += _measure(plan, wrk, servers, data_files, workers)
+            if plan.profile:
+                _profile(plan, wrk, servers["service"], data_files["service"], workers)
     return runs
 
 
@@ -375,6 +405,35 @@ def _drive(
             threads=plan.wrk_threads,
         )
     return result, rss.peak_bytes
+
+
+def _profile(plan: Plan, wrk: str, server: AppServer, data_file: Path, workers: int) -> None:
+    """One more run of the service per scenario, sampled by py-spy (see bench/profiling.py)."""
+    py_spy = profiling.find_py_spy()
+    folder = plan.output.with_name(f"{plan.output.stem}-profile-{workers}w")
+    folder.mkdir(parents=True, exist_ok=True)
+    concurrency = max(plan.concurrency)
+    for scenario in (s for s in SCENARIOS if s.name in plan.scenarios):
+        stacks = folder / f"{scenario.name}.txt"
+        recorder = profiling.record(py_spy, server.process.pid, stacks, plan.duration_s)
+        # The load outlasts the sampling on both ends, so every sample is of a loaded worker.
+        time.sleep(0.5)
+        run_wrk(
+            wrk,
+            base_url=server.base_url,
+            script=scenario.script,
+            script_args=[str(data_file), *scenario.script_args],
+            connections=concurrency,
+            duration_s=plan.duration_s + 1,
+            threads=plan.wrk_threads,
+        )
+        _, error = recorder.communicate(timeout=60)
+        if recorder.returncode != 0 or not stacks.exists():
+            _progress(f"py-spy failed on {scenario.name}: {error.decode(errors='replace')[-500:]}")
+            continue
+        label = f"{scenario.name} (c={concurrency}, w={workers})"
+        print(f"\n{profiling.read_profile(label, stacks).report()}")
+    print(f"\nprofiles (collapsed stacks, for speedscope.app or flamegraph.pl): {folder}")
 
 
 def _wrk_version(wrk: str) -> str:

@@ -5,6 +5,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -131,3 +132,40 @@ async def test_a_database_that_never_answers_gets_503_within_the_connect_timeout
     assert_database_unavailable(readiness)
     assert request_took < 2.5
     assert readiness_took < 2.5
+
+
+async def test_pooled_connections_the_server_closed_are_replaced_without_an_error(
+    empty_database_url: str, jwks_server: JwksServer
+) -> None:
+    # No pre-ping (the default): what protects this request is the check at checkout.
+    settings = make_settings(empty_database_url, db_pool_size=2, db_max_overflow=0)
+    assert settings.db_pool_pre_ping is False
+    app = create_app(settings, jwks_transport=jwks_server.transport)
+    admin = await raw_connection(empty_database_url)
+    try:
+        async with serving(app) as client:
+            # Two connections in the pool, both idle.
+            warm = await asyncio.gather(*(client.get("/health/ready") for _ in range(2)))
+            assert [response.status_code for response in warm] == [200, 200]
+            # The server ends them (a restart, a pooler dropping idle clients, Neon suspending).
+            terminated = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            await eventually(lambda: _no_other_backends(admin), what="backends to exit")
+
+            after = [await client.get("/health/ready") for _ in range(3)]
+    finally:
+        await admin.close()
+
+    assert terminated >= 1
+    assert [response.status_code for response in after] == [200, 200, 200]
+
+
+async def _no_other_backends(admin: asyncpg.Connection) -> bool:
+    await admin.execute("SELECT pg_stat_clear_snapshot()")
+    count: int = await admin.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return count == 0

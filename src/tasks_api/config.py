@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=5, ge=0, le=100)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_pool_recycle_seconds: int = Field(default=300, ge=-1)
-    db_pool_pre_ping: bool = True
+    # Off: closed connections are replaced without a ping (database.py explains).
+    db_pool_pre_ping: bool = False
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_seconds: float = Field(default=10.0, gt=0)
     data_dir: Path = Path(".data")
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     auth_jwks_cache_seconds: int = Field(default=3600, ge=1)
     auth_jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
     auth_jwks_timeout_seconds: float = Field(default=5.0, gt=0)
+    auth_token_cache_size: int = Field(default=10_000, ge=0)
 
     # Tasks.
     # PUT, PATCH (toggle included) and DELETE without If-Match get 428 instead of last-write-wins.

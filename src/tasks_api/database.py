@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import asyncpg
 import uuid6
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, exc
+from sqlalchemy import MetaData, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -85,7 +86,7 @@ def connect_args(settings: Settings) -> dict[str, Any]:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_target.url,
         connect_args=connect_args(settings),
         pool_size=settings.db_pool_size,
@@ -94,6 +95,28 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_pre_ping=settings.db_pool_pre_ping,
     )
+    event.listen(engine.sync_engine.pool, "checkout", _replace_closed_connection)
+    return engine
+
+
+def _replace_closed_connection(
+    dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+) -> None:
+    """Hand out no connection the server has already closed, without a round trip to ask.
+
+    A server that restarts, a pooler that drops idle clients, or Neon suspending its compute all
+    close the socket, and asyncpg notices that as soon as the event loop reads the EOF, while the
+    connection sits in the pool. Raising DisconnectionError at checkout makes the pool discard it
+    and connect afresh (SQLAlchemy's documented "pessimistic" handling).
+
+    This replaces `pool_pre_ping` (DB_POOL_PRE_PING, off by default), whose ping costs three
+    round trips with asyncpg (BEGIN, an empty statement, ROLLBACK) before every request's first
+    statement: measured in bench/RESULTS.md, it was a third of a GET's cost. What only a ping
+    would catch is a peer that vanished without closing the socket, and a ping would hang on
+    that as long as a statement does (DB_CONNECT_TIMEOUT_SECONDS, DB_STATEMENT_TIMEOUT_SECONDS).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise exc.DisconnectionError("the server closed this pooled connection")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -2,6 +2,13 @@
 
 Two key sources, each pinned to its own algorithms so one can never stand in for the other:
 Better-Auth's JWKS (asymmetric: EdDSA, ES256, ES512, RS256, PS256) and a shared secret (HS256).
+
+Verified tokens are remembered (`VerifiedTokenCache`): a client sends the same token on every
+request for its whole life (Better-Auth's last 15 minutes), and checking a signature again each
+time was the largest part of a GET's CPU. The cache is keyed by the token's exact text, holds only
+tokens that passed every check, forgets each one at its `exp`, and trusts an entry only while the
+key that verified it is still the key the JWKS serves under its `kid`: a key removed or replaced
+at the source stops its tokens at the next request, exactly as without the cache.
 """
 
 import asyncio
@@ -12,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import cachetools
 import httpx
 import jwt
 
@@ -142,6 +150,52 @@ def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
     return keys
 
 
+@dataclass(frozen=True)
+class _SigningKey:
+    material: Any  # what PyJWT verifies with: a key object, or the shared secret
+    algorithm: str
+    # The JWKS entry the material came from; None for the shared secret.
+    jwk: jwt.PyJWK | None = None
+    kid: str | None = None
+
+
+@dataclass(frozen=True)
+class _VerifiedToken:
+    claims: TokenClaims
+    key: _SigningKey
+    expires_at: float  # the token's `exp`, in seconds since the epoch
+
+
+class VerifiedTokenCache:
+    """Tokens that passed verification, by their exact text, each until its own `exp`.
+
+    A bounded LRU (cachetools' TLRUCache): the least recently used entry makes room for a new
+    one, and an expired one is never returned. Only verified tokens go in, so a flood of forged
+    ones cannot evict real users' entries faster than they could by signing in.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: cachetools.TLRUCache[str, _VerifiedToken] = cachetools.TLRUCache(
+            maxsize=max_entries,
+            ttu=lambda _token, entry, _now: entry.expires_at,
+            timer=time.time,  # `exp` is wall-clock time
+        )
+        self._enabled = max_entries > 0
+
+    def get(self, token: str) -> _VerifiedToken | None:
+        return self._entries.get(token)
+
+    def put(self, token: str, entry: _VerifiedToken) -> None:
+        if self._enabled:
+            self._entries[token] = entry
+
+    def forget(self, token: str) -> None:
+        self._entries.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenVerifier:
     def __init__(self, settings: Settings, jwks: JwksCache | None) -> None:
         self._settings = settings
@@ -151,10 +205,25 @@ class TokenVerifier:
         self._jwt = jwt.PyJWT(
             {"verify_aud": settings.auth_audience is not None, "require": ["exp", "sub"]}
         )
+        self.cache = VerifiedTokenCache(settings.auth_token_cache_size)
 
     async def verify(self, token: str) -> TokenClaims:
         if len(token) > MAX_TOKEN_BYTES:
             raise UnauthenticatedError("The token is too large.", code="malformed_token")
+        cached = self.cache.get(token)
+        if cached is not None:
+            if await self._still_current(cached.key):
+                return cached.claims
+            self.cache.forget(token)  # its key was rotated out: verify again, and likely refuse
+        return await self._verify_uncached(token)
+
+    async def _still_current(self, key: _SigningKey) -> bool:
+        """Whether the key that verified a cached token is still the one its source serves."""
+        if key.kid is None or self._jwks is None:
+            return True  # the shared secret, fixed for the life of the process
+        return await self._jwks.get(key.kid) is key.jwk
+
+    async def _verify_uncached(self, token: str) -> TokenClaims:
         if token.count(".") == 1:
             raise UnauthenticatedError(
                 "This looks like a Better-Auth session token, not a JWT. "
@@ -167,26 +236,30 @@ class TokenVerifier:
             raise UnauthenticatedError(
                 "The token is not a well-formed JWT.", code="malformed_token"
             ) from None
-        key, algorithm = await self._key_for(header)
+        key = await self._key_for(header)
         try:
             payload = self._jwt.decode(
                 token,
-                key,
-                algorithms=[algorithm],
+                key.material,
+                algorithms=[key.algorithm],
                 issuer=self._settings.auth_issuer,
                 audience=self._settings.auth_audience,
                 leeway=self._settings.auth_leeway_seconds,
             )
         except jwt.PyJWTError as error:
             raise _rejection(error) from None
-        return _claims(payload)
+        claims = _claims(payload)
+        # PyJWT has checked that `exp` is a number. Kept until `exp` itself, not `exp` plus the
+        # leeway: a token near its end is verified afresh, and the leeway applied there.
+        self.cache.put(token, _VerifiedToken(claims, key, float(payload["exp"])))
+        return claims
 
-    async def _key_for(self, header: dict[str, Any]) -> tuple[Any, str]:
+    async def _key_for(self, header: dict[str, Any]) -> _SigningKey:
         algorithm = header.get("alg")
         if not isinstance(algorithm, str):  # e.g. a list, which a frozenset lookup can't hash
             algorithm = ""
         if algorithm == SHARED_SECRET_ALGORITHM and self._secret is not None:
-            return self._secret, algorithm
+            return _SigningKey(self._secret, algorithm)
         if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
             kid = header.get("kid")
             if not isinstance(kid, str) or not kid:
@@ -202,7 +275,7 @@ class TokenVerifier:
                 raise UnauthenticatedError(
                     "The token's algorithm does not match its key.", code="invalid_signature"
                 )
-            return key.key, algorithm
+            return _SigningKey(key.key, algorithm, jwk=key, kid=kid)
         raise UnauthenticatedError(
             "The token's signing algorithm is not accepted.", code="unsupported_algorithm"
         )
