@@ -110,8 +110,8 @@ class CeilingConfig:
             audience=environ.get("AUTH_AUDIENCE"),
             leeway_seconds=int(environ.get("AUTH_LEEWAY_SECONDS", "30")),
             # The service keeps DB_POOL_SIZE connections and opens DB_MAX_OVERFLOW more under load.
-            pool_size=int(environ.get("DB_POOL_SIZE", "5"))
-            + int(environ.get("DB_MAX_OVERFLOW", "5")),
+            pool_size=int(environ.get("DB_POOL_SIZE", "10"))
+            + int(environ.get("DB_MAX_OVERFLOW", "0")),
         )
 
 

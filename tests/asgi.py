@@ -5,21 +5,22 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tasks_api.database import Connections
 
 
 @asynccontextmanager
 async def serving(
     app: FastAPI,
     *,
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    connections: Connections | None = None,
     raise_app_exceptions: bool = True,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the lifespan and yield a client. `sessionmaker` replaces the app's after start-up."""
+    """Run the lifespan and yield a client. `connections` replaces the app's (how each request
+    gets its connection) after start-up."""
     async with app.router.lifespan_context(app):
-        if sessionmaker is not None:
-            app.state.sessionmaker = sessionmaker
+        if connections is not None:
+            app.state.connections = connections
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client

@@ -1,8 +1,8 @@
 """Fixtures: real PostgreSQL (embedded, or TEST_DATABASE_URL), the app, clients and tokens.
 
 Once per run: start or locate PostgreSQL, create a fresh database and build it with
-`alembic upgrade head`. Per test: one connection with an outer transaction; the app's sessions
-join it through savepoints, and everything is rolled back at the end.
+`alembic upgrade head`. Per test: one connection with an outer transaction; each of the app's
+requests runs in a savepoint on it, and everything is rolled back at the end.
 """
 
 import asyncio
@@ -10,6 +10,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -23,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tasks_api import embedded_postgres
 from tasks_api.config import Settings
-from tasks_api.database import create_engine
+from tasks_api.database import Connections, create_engine
 from tasks_api.main import create_app
 from tasks_api.migrations import upgrade_to_head
 from tests.asgi import serving
@@ -141,7 +142,7 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 def _sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
-    # The app's commits become savepoint releases inside the test's outer transaction.
+    # The session's commits become savepoint releases inside the test's outer transaction.
     return async_sessionmaker(
         bind=connection,
         class_=AsyncSession,
@@ -164,8 +165,17 @@ def app(settings: Settings, jwks_server: JwksServer) -> FastAPI:
 
 @pytest.fixture
 async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
-    """The app over ASGI, its sessions joined to the test's rolled-back transaction."""
-    async with serving(app, sessionmaker=_sessionmaker(connection)) as client:
+    """The app over ASGI, each request (read or write) in a savepoint of the test's rolled-back
+    transaction."""
+
+    @asynccontextmanager
+    async def savepoint() -> AsyncIterator[AsyncConnection]:
+        # Released when the request succeeds, rolled back when it fails: the app's commit and
+        # rollback, inside the test's transaction.
+        async with connection.begin_nested():
+            yield connection
+
+    async with serving(app, connections=Connections(savepoint, savepoint)) as client:
         yield client
 
 

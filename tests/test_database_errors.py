@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import func, select
 
-from tasks_api.database import SessionDep
+from tasks_api.database import DatabaseDep
 from tasks_api.main import create_app
 from tests.asgi import serving
 from tests.conftest import make_settings, raw_connection
@@ -20,8 +20,8 @@ from tests.problems import assert_database_unavailable, assert_problem
 from tests.tokens import JwksServer
 
 
-async def _sleep_in_database(session: SessionDep, seconds: float) -> dict[str, str]:
-    await session.exec(select(func.pg_sleep(seconds)))
+async def _sleep_in_database(database: DatabaseDep, seconds: float) -> dict[str, str]:
+    await database.execute(select(func.pg_sleep(seconds)))
     return {"slept": str(seconds)}
 
 

@@ -290,9 +290,9 @@ async def test_a_key_in_use_by_another_transaction_is_409_with_retry_after_and_w
     owner_id: str,
 ) -> None:
     # Another request with this key, still running: it holds the key's lock in its transaction.
-    async with engine.connect() as other_connection, AsyncSession(other_connection) as other:
+    async with engine.connect() as other_connection:
         await other_connection.begin()
-        assert await IdempotencyRepository(other, owner_id).try_lock(KEY)
+        assert await IdempotencyRepository(other_connection, owner_id).try_lock(KEY)
 
         busy = await client.post("/api/tasks", json=BODY, headers=keyed(owner_headers))
 
@@ -316,9 +316,9 @@ async def test_a_retry_while_another_request_holds_the_key_still_gets_the_stored
     first = await live_client.post("/api/tasks", json=BODY, headers=keyed(owner_headers))
 
     # Another retry of the same request, holding the key's lock while it replays.
-    async with engine.connect() as other_connection, AsyncSession(other_connection) as other:
+    async with engine.connect() as other_connection:
         await other_connection.begin()
-        assert await IdempotencyRepository(other, owner_id).try_lock(KEY)
+        assert await IdempotencyRepository(other_connection, owner_id).try_lock(KEY)
 
         retry = await live_client.post("/api/tasks", json=BODY, headers=keyed(owner_headers))
         await other_connection.rollback()

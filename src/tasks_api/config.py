@@ -54,8 +54,11 @@ class Settings(BaseSettings):
     # Neon's direct (unpooled) endpoint, used by `migrate` when set; DATABASE_URL otherwise.
     database_direct_url: SecretStr | None = None
     database_pooler: Literal["auto", "pgbouncer", "none"] = "auto"
-    db_pool_size: int = Field(default=5, ge=1, le=100)
-    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    # A fixed pool by default: SQLAlchemy closes an overflow connection as soon as it is given
+    # back to a full pool, so under steady load above the pool size every request could pay for
+    # a new connection (a backend fork, or a TLS handshake with Neon). bench/RESULTS.md measured it.
+    db_pool_size: int = Field(default=10, ge=1, le=100)
+    db_max_overflow: int = Field(default=0, ge=0, le=100)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_pool_recycle_seconds: int = Field(default=300, ge=-1)
     # Off: closed connections are replaced without a ping (database.py explains).

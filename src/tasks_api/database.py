@@ -1,20 +1,22 @@
-"""Engine, sessions and the per-request transaction.
+"""Engine, pool checks and the per-request connection and transaction.
 
 Nothing connects at import time: `main.create_app` builds the engine in its lifespan.
 """
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
 
 import asyncpg
 import uuid6
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, event, exc
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import Executable, MetaData, Result, event, exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tasks_api.config import Settings
 from tasks_api.errors import DatabaseUnavailableError
@@ -119,17 +121,123 @@ def _replace_closed_connection(
         raise exc.DisconnectionError("the server closed this pooled connection")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # expire_on_commit=False: objects stay readable after the commit without lazy I/O.
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+# A context manager that hands out a pooled connection and gives it back on exit.
+OpenConnection = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+# Methods that never write (RFC 9110 9.2.1): served with `Connections.read`.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session and one transaction per request: commit on success, roll back on any error."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+@dataclass(frozen=True)
+class Connections:
+    """How requests get their connections. Tests substitute savepoints on their own connection.
+
+    `transaction` (writes): one transaction for the request, committed on a clean exit, rolled
+    back on an exception, so a request's writes land together or not at all.
+    `read` (reads): autocommit, with no BEGIN and no COMMIT: two round trips fewer per request. A
+    read runs one statement, or (a delta sync) a sync point and then a page; at PostgreSQL's READ
+    COMMITTED each statement takes its own snapshot inside a transaction block as well, so nothing
+    a read sees changes. Behind PgBouncer in transaction mode, reads are transactions too: there
+    asyncpg's prepare and execute of one statement must share a server connection, which only a
+    transaction guarantees (the PgBouncer test suite fails without it).
+    """
+
+    transaction: OpenConnection
+    read: OpenConnection
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine, settings: Settings) -> "Connections":
+        queue = _FairQueue(
+            settings.db_pool_size + settings.db_max_overflow, settings.db_pool_timeout_seconds
+        )
+        read: OpenConnection = engine.begin
+        if not settings.uses_pgbouncer:
+            # A copy of the engine sharing its pool: checkout switches the connection to
+            # autocommit (asyncpg: no round trip), checkin switches it back.
+            read = engine.execution_options(isolation_level="AUTOCOMMIT").connect
+        return cls(transaction=queue.in_turn(engine.begin), read=queue.in_turn(read))
+
+
+class _FairQueue:
+    """First come, first served for the pool's connections.
+
+    SQLAlchemy's async pool hands a connection that is given back to whoever asks next, even
+    while others have been waiting for one, and a waiter that lost that race goes to the back of
+    the queue again (asyncio.Queue). Under load some requests waited ten times the median (the
+    p99 in bench/RESULTS.md). asyncio.Semaphore serves its waiters in order and lets no newcomer
+    pass them, so requests queue here, and each finds a connection free in the pool when its turn
+    comes. The wait is bounded by DB_POOL_TIMEOUT_SECONDS, as the pool's own would be (then 503).
+    """
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self._turns = asyncio.Semaphore(size)
+        self._timeout = timeout
+
+    def in_turn(self, open_connection: OpenConnection) -> OpenConnection:
+        @asynccontextmanager
+        async def opened() -> AsyncIterator[AsyncConnection]:
+            async with asyncio.timeout(self._timeout):
+                await self._turns.acquire()
+            try:
+                async with open_connection() as connection:
+                    yield connection
+            finally:
+                self._turns.release()
+
+        return opened
+
+
+class Statements(Protocol):
+    """What repositories run their statements on: `RequestDatabase` in the app, or a plain
+    `AsyncConnection` (tests, scripts)."""
+
+    async def execute(self, statement: Executable, /) -> Result[Any]: ...
+
+
+class RequestDatabase:
+    """The database as one request's repositories see it, holding a pooled connection only while
+    statements need it.
+
+    A read (GET, HEAD) takes a connection for each statement (`Connections.read`) and gives it
+    back at once. A write takes one at its first statement and keeps it, in one transaction,
+    until the request's handler returns (`get_database` commits, or rolls back on an exception).
+
+    Why not one connection for the whole request: a worker interleaves dozens of requests on one
+    event loop, so a connection held from the first dependency to the last line of the handler
+    waits on every other request's Python work, and the pool runs dry long before the database
+    is busy (bench/RESULTS.md: the p99 at concurrency 32).
+    """
+
+    def __init__(self, connections: Connections, cleanup: AsyncExitStack, *, read_only: bool):
+        self._connections = connections
+        self._cleanup = cleanup
+        self._read_only = read_only
+        self._transaction: AsyncConnection | None = None
+
+    async def execute(self, statement: Executable, /) -> Result[Any]:
+        if self._read_only:
+            # The result is buffered (asyncpg reads every row), so it outlives the connection.
+            async with self._connections.read() as connection:
+                return await connection.execute(statement)
+        if self._transaction is None:
+            self._transaction = await self._cleanup.enter_async_context(
+                self._connections.transaction()
+            )
+        return await self._transaction.execute(statement)
+
+
+async def get_database(request: Request) -> AsyncIterator[RequestDatabase]:
+    """The request's `RequestDatabase`. On the way out, a write's transaction commits when the
+    handler returned and rolls back when it raised; a database that cannot be reached becomes a
+    503 problem, whichever statement found out.
+
+    SQLAlchemy Core, not an ORM session: the repositories write their own statements and read
+    rows, so an identity map, unit of work and instance state would only add cost to every
+    request (bench/RESULTS.md measures how much).
+    """
+    connections: Connections = request.app.state.connections
     try:
-        async with sessionmaker() as session, session.begin():
-            yield session
+        async with AsyncExitStack() as cleanup:
+            yield RequestDatabase(connections, cleanup, read_only=request.method in SAFE_METHODS)
     except Exception as error:
         if not is_database_unavailable(error):
             raise
@@ -141,4 +249,4 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # Function scope: the commit finishes before the response is sent, so a failed commit is an error
 # response rather than a silent loss. Always use this alias (the scope is part of the cache key).
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+DatabaseDep = Annotated[RequestDatabase, Depends(get_database, scope="function")]

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tasks_api.tasks.repository import Keyset, SortKey, TaskFilter, TaskRepository
 
@@ -86,9 +85,9 @@ def _check_plan(nodes: list[dict[str, Any]], sort: SortKey, descending: bool, de
 
 @pytest.mark.usefixtures("many_tasks")
 async def test_every_list_shape_is_an_index_scan_without_sort_first_page_and_deep(
-    session: AsyncSession, connection: AsyncConnection, captured: list[tuple[str, Any]]
+    connection: AsyncConnection, captured: list[tuple[str, Any]]
 ) -> None:
-    repository = TaskRepository(session, OWNER)
+    repository = TaskRepository(connection, OWNER)
     for sort, descending in SHAPES:
         captured.clear()
         first_page = await repository.find_page(TaskFilter(), sort, descending, 51)

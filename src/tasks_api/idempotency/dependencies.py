@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from tasks_api.auth.dependencies import CurrentUserId
-from tasks_api.database import SessionDep
+from tasks_api.database import DatabaseDep
 from tasks_api.errors import InvalidIdempotencyKeyError
 from tasks_api.idempotency.models import KEY_MAX_LENGTH
 from tasks_api.idempotency.repository import IdempotencyRepository
@@ -49,11 +49,11 @@ IdempotencyKeyHeader = Annotated[str | None, Depends(get_idempotency_key)]
 
 
 async def get_idempotency_service(
-    request: Request, session: SessionDep, user_id: CurrentUserId
+    request: Request, database: DatabaseDep, user_id: CurrentUserId
 ) -> IdempotencyService:
     ttl_seconds: int = request.app.state.settings.idempotency_key_ttl_seconds
     return IdempotencyService(
-        IdempotencyRepository(session, user_id), ttl=timedelta(seconds=ttl_seconds)
+        IdempotencyRepository(database, user_id), ttl=timedelta(seconds=ttl_seconds)
     )
 
 

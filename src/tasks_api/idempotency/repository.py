@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, literal_column
-from sqlalchemy import select as core_select
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import ColumnElement, delete, func, insert, literal_column, select
+from sqlmodel import col
 
+from tasks_api.database import Statements
 from tasks_api.idempotency.models import IdempotencyKey
 
 # Expired rows removed per stored key, at most: a create stays fast whatever the backlog, and
@@ -23,14 +22,12 @@ PURGE_BATCH = 100
 
 @dataclass(frozen=True)
 class StoredKey:
-    row: IdempotencyKey
+    fingerprint: str
+    status_code: int
+    response_body: dict[str, Any]
+    response_headers: dict[str, str]
     # Older than the TTL by the database clock: to be treated as if it were not there.
     expired: bool
-
-
-# Deleted rows are never read again in the request, so SQLAlchemy need not find them in the
-# session: by default it would fetch the deleted keys back (RETURNING) to do so.
-_NO_SYNC: dict[str, Any] = {"synchronize_session": False}
 
 
 def _expired(ttl: timedelta) -> ColumnElement[bool]:
@@ -40,8 +37,8 @@ def _expired(ttl: timedelta) -> ColumnElement[bool]:
 class IdempotencyRepository:
     """Reads and writes the idempotency keys of one owner; another owner's key is no key."""
 
-    def __init__(self, session: AsyncSession, owner_id: str) -> None:
-        self._session = session
+    def __init__(self, database: Statements, owner_id: str) -> None:
+        self._database = database
         self._owner_id = owner_id
 
     def _owned(self, key: str) -> list[ColumnElement[bool]]:
@@ -59,22 +56,30 @@ class IdempotencyRepository:
         lock = func.pg_try_advisory_xact_lock(
             func.hashtextextended(f"{self._owner_id}\x01{key}", 0)
         )
-        result = await self._session.exec(core_select(lock))  # type: ignore[call-overload]
-        acquired: bool = result.scalar_one()
+        acquired: bool = (await self._database.execute(select(lock))).scalar_one()
         return acquired
 
     async def find(self, key: str, ttl: timedelta) -> StoredKey | None:
-        statement = select(IdempotencyKey, _expired(ttl)).where(*self._owned(key))
-        found = (await self._session.exec(statement)).one_or_none()
+        statement = select(
+            col(IdempotencyKey.fingerprint),
+            col(IdempotencyKey.status_code),
+            col(IdempotencyKey.response_body),
+            col(IdempotencyKey.response_headers),
+            _expired(ttl).label("expired"),
+        ).where(*self._owned(key))
+        found = (await self._database.execute(statement)).one_or_none()
         if found is None:
             return None
-        row, expired = found
-        return StoredKey(row, bool(expired))
+        return StoredKey(
+            found.fingerprint,
+            found.status_code,
+            found.response_body,
+            found.response_headers,
+            bool(found.expired),
+        )
 
     async def delete(self, key: str) -> None:
-        await self._session.exec(
-            delete(IdempotencyKey).where(*self._owned(key)).execution_options(**_NO_SYNC)
-        )
+        await self._database.execute(delete(IdempotencyKey).where(*self._owned(key)))
 
     async def add(
         self,
@@ -87,7 +92,7 @@ class IdempotencyRepository:
     ) -> None:
         """Store the response; `created_at` is the database's `now()`. A second row for the same
         key is an IntegrityError, which the caller's advisory lock rules out."""
-        await self._session.exec(
+        await self._database.execute(
             insert(IdempotencyKey).values(
                 user_id=self._owner_id,
                 key=key,
@@ -109,13 +114,11 @@ class IdempotencyRepository:
         """
         ctid: ColumnElement[Any] = literal_column("ctid")
         batch = (
-            core_select(ctid)
+            select(ctid)
             .select_from(IdempotencyKey)
             .where(_expired(ttl))
             .order_by(col(IdempotencyKey.created_at))
             .limit(PURGE_BATCH)
             .with_for_update(skip_locked=True)
         )
-        await self._session.exec(
-            delete(IdempotencyKey).where(ctid.in_(batch)).execution_options(**_NO_SYNC)
-        )
+        await self._database.execute(delete(IdempotencyKey).where(ctid.in_(batch)))

@@ -79,11 +79,11 @@ class IdempotencyService:
         if stored is not None and not stored.expired:
             # A committed response never changes, so it is replayed with or without the lock:
             # retries that arrive together (all waiting the same Retry-After) all get it.
-            if stored.row.fingerprint != request_fingerprint:
+            if stored.fingerprint != request_fingerprint:
                 logger.info("idempotency key reused with a different body")
                 raise IdempotencyKeyReusedError()
             response = StoredResponse(
-                stored.row.status_code, stored.row.response_body, stored.row.response_headers
+                stored.status_code, stored.response_body, stored.response_headers
             )
             return IdempotentResult(response, replayed=True)
         # Nothing to replay yet: only the lock's holder may run the operation and store the key.

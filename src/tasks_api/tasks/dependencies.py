@@ -1,4 +1,4 @@
-"""`TaskServiceDep`: a task service bound to this request's session and the caller's id.
+"""`TaskServiceDep`: a task service bound to this request's database and the caller's id.
 
 Also the conditional-request headers, turned into the version conditions the service takes.
 """
@@ -15,18 +15,18 @@ from tasks_api.conditional_requests import (
     parse_if_match,
     parse_if_none_match,
 )
-from tasks_api.database import SessionDep
+from tasks_api.database import DatabaseDep
 from tasks_api.errors import InvalidPreconditionError, PreconditionRequiredError
 from tasks_api.tasks.repository import TaskRepository
 from tasks_api.tasks.service import TaskService
 
 
 async def get_task_service(
-    request: Request, session: SessionDep, user_id: CurrentUserId
+    request: Request, database: DatabaseDep, user_id: CurrentUserId
 ) -> TaskService:
     retention_days: int = request.app.state.settings.tombstone_retention_days
     return TaskService(
-        TaskRepository(session, user_id), tombstone_retention=timedelta(days=retention_days)
+        TaskRepository(database, user_id), tombstone_retention=timedelta(days=retention_days)
     )
 
 

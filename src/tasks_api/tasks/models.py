@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import uuid6
 from sqlalchemy import (
@@ -121,6 +121,40 @@ class Task(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_timestamptz())
     # Set when deleted: the row stays as a tombstone for delta sync, hidden from everything else.
     deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class TaskRecord(Protocol):
+    """A row of `tasks` as the repository returns it (a SQLAlchemy Core row): the columns above
+    and `deleted`, read-only, by name. The service and the router read tasks only through this."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def completed(self) -> bool: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def priority(self) -> Priority: ...
+    @property
+    def due_date(self) -> datetime | None: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def deleted_at(self) -> datetime | None: ...
+    @property
+    def deleted(self) -> bool: ...  # deleted_at IS NOT NULL, computed by the statement
 
 
 def no_due_date_sorts_as(descending: bool) -> ColumnElement[datetime]:

@@ -3,6 +3,10 @@
 Deleted tasks stay as tombstones (`deleted_at`) for delta sync; every statement but the sync query
 excludes them, so to the rest of the service a deleted task is a missing one.
 
+Statements run through SQLAlchemy Core (`database.Statements`) and return rows (`TaskRecord`):
+no ORM session, so no identity map or per-object state on the hot path. `Task` still defines the
+table and the columns the statements are built from.
+
 Timestamps come from the database clock (`statement_timestamp()`, when the writing statement
 started): one clock for every process and replica, which delta sync relies on (see `sync_point`).
 """
@@ -12,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import uuid6
 from sqlalchemy import (
@@ -31,12 +35,27 @@ from sqlalchemy import (
 from sqlalchemy import (
     select as core_select,
 )
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
+from sqlalchemy.engine import Result
+from sqlalchemy.sql import Select
+from sqlmodel import col
 
 from tasks_api.conditional_requests import VersionCondition
-from tasks_api.tasks.models import Priority, Task, due_date_sort_key, no_due_date_sorts_as
+from tasks_api.database import Statements
+from tasks_api.tasks.models import (
+    Priority,
+    Task,
+    TaskRecord,
+    due_date_sort_key,
+    no_due_date_sorts_as,
+)
+
+# Every column in the table's order, and `deleted`: what reads select and writes return. With
+# `deleted` in the row, a row converts to its response (a task or a tombstone) by its attributes
+# alone, and no attribute the response reads is missing from it.
+_COLUMNS = (
+    *Task.__table__.columns,  # type: ignore[attr-defined]
+    col(Task.deleted_at).is_not(None).label("deleted"),
+)
 
 
 def _now() -> ColumnElement[datetime]:
@@ -78,8 +97,8 @@ class TaskRepository:
     WHERE clause, so a write either happens on an accepted version or not at all.
     """
 
-    def __init__(self, session: AsyncSession, owner_id: str) -> None:
-        self._session = session
+    def __init__(self, database: Statements, owner_id: str) -> None:
+        self._database = database
         self._owner_id = owner_id
 
     def _owned(self) -> ColumnElement[bool]:
@@ -88,14 +107,11 @@ class TaskRepository:
     def _live(self) -> ColumnElement[bool]:
         return and_(self._owned(), col(Task.deleted_at).is_(None))
 
-    def _select(self) -> SelectOfScalar[Task]:
-        return select(Task).where(self._live())
+    async def get(self, task_id: uuid.UUID) -> TaskRecord | None:
+        statement = core_select(*_COLUMNS).where(self._live(), col(Task.id) == task_id)
+        return _one_or_none(await self._database.execute(statement))
 
-    async def get(self, task_id: uuid.UUID) -> Task | None:
-        result = await self._session.exec(self._select().where(col(Task.id) == task_id))
-        return result.one_or_none()
-
-    async def add(self, values: Mapping[str, Any]) -> Task:
+    async def add(self, values: Mapping[str, Any]) -> TaskRecord:
         """Insert a task with the given fields; the database stamps its times."""
         statement = (
             insert(Task)
@@ -107,11 +123,9 @@ class TaskRepository:
                 created_at=_now(),
                 updated_at=_now(),
             )
-            .returning(Task)
+            .returning(*_COLUMNS)
         )
-        result = await self._session.exec(statement)
-        task: Task = result.scalar_one()
-        return task
+        return cast(TaskRecord, (await self._database.execute(statement)).one())
 
     async def find_page(
         self,
@@ -122,17 +136,15 @@ class TaskRepository:
         after: Keyset | None = None,
         *,
         include_deleted: bool = False,
-    ) -> Sequence[Task]:
+    ) -> Sequence[TaskRecord]:
         key = _sort_expression(sort, descending)
         # Tombstones are listed only in a delta sync that asks for them.
         scope = self._owned() if include_deleted else self._live()
-        statement = select(Task).where(scope, *_filter_conditions(filters))
+        statement: Select[Any] = core_select(*_COLUMNS).where(scope, *_filter_conditions(filters))
         if after is not None:
             statement = statement.where(_after(key, descending, after))
-        result = await self._session.exec(
-            statement.order_by(*_order_by(key, descending)).limit(limit)
-        )
-        return result.all()
+        statement = statement.order_by(*_order_by(key, descending)).limit(limit)
+        return cast(Sequence[TaskRecord], (await self._database.execute(statement)).all())
 
     async def update(
         self,
@@ -140,7 +152,7 @@ class TaskRepository:
         values: Mapping[str, Any],
         *,
         only_if: VersionCondition | None = None,
-    ) -> Task | None:
+    ) -> TaskRecord | None:
         """Write `values` in one UPDATE ... RETURNING, bumping `version` and `updated_at`.
 
         A `completed` value also sets `completed_at`: kept when the task was already complete,
@@ -161,7 +173,7 @@ class TaskRepository:
         completed: bool | None,
         *,
         only_if: VersionCondition | None = None,
-    ) -> Task | None:
+    ) -> TaskRecord | None:
         """Set completion, or flip it when `completed` is None, atomically in the database.
 
         Because the new value is computed from the row inside the UPDATE, concurrent toggles are
@@ -178,7 +190,7 @@ class TaskRepository:
 
     async def delete(
         self, task_id: uuid.UUID, *, only_if: VersionCondition | None = None
-    ) -> Task | None:
+    ) -> TaskRecord | None:
         """Turn the task into a tombstone (a new version, stamped now); None if there was none."""
         return await self._update_returning(task_id, {"deleted_at": _now()}, only_if)
 
@@ -198,8 +210,7 @@ class TaskRepository:
             " AND pid <> pg_backend_pid())"
         )
         statement = core_select(func.least(_now(), oldest_running) - overlap)
-        result = await self._session.exec(statement)  # type: ignore[call-overload]
-        point: datetime = result.scalar_one()
+        point: datetime = (await self._database.execute(statement)).scalar_one()
         return point
 
     async def purge_tombstones(self, older_than: timedelta, batch: int) -> None:
@@ -219,14 +230,14 @@ class TaskRepository:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        await self._session.exec(delete(Task).where(col(Task.id).in_(expired)))
+        await self._database.execute(delete(Task).where(col(Task.id).in_(expired)))
 
     async def _update_returning(
         self,
         task_id: uuid.UUID,
         changes: Mapping[str, Any],
         only_if: VersionCondition | None,
-    ) -> Task | None:
+    ) -> TaskRecord | None:
         conditions = [self._live(), col(Task.id) == task_id]
         if only_if is not None and not only_if.any_version:
             conditions.append(col(Task.version).in_(only_if.versions))
@@ -234,11 +245,13 @@ class TaskRepository:
             update(Task)
             .where(*conditions)
             .values(**changes, version=col(Task.version) + 1, updated_at=_now())
-            .returning(Task)
-            .execution_options(populate_existing=True, synchronize_session=False)
+            .returning(*_COLUMNS)
         )
-        result = await self._session.exec(statement)
-        return result.scalar_one_or_none()
+        return _one_or_none(await self._database.execute(statement))
+
+
+def _one_or_none(result: Result[Any]) -> TaskRecord | None:
+    return cast(TaskRecord | None, result.one_or_none())
 
 
 def _sort_expression(sort: SortKey, descending: bool) -> ColumnElement[Any]:

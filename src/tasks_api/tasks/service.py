@@ -11,7 +11,7 @@ from tasks_api.tasks.exceptions import (
     TaskNotFoundError,
     TaskVersionMismatchError,
 )
-from tasks_api.tasks.models import Task
+from tasks_api.tasks.models import TaskRecord
 from tasks_api.tasks.pagination import (
     CursorPosition,
     MalformedCursorError,
@@ -31,7 +31,7 @@ SYNC_OVERLAP = timedelta(seconds=1)
 
 @dataclass(frozen=True)
 class TaskPage:
-    items: Sequence[Task]
+    items: Sequence[TaskRecord]
     next_cursor: str | None
     # Delta sync only: what the client sends as `updated_since` next time.
     sync_token: datetime | None = None
@@ -42,10 +42,10 @@ class TaskService:
         self._tasks = repository
         self._tombstone_retention = tombstone_retention
 
-    async def create(self, data: TaskCreate) -> Task:
+    async def create(self, data: TaskCreate) -> TaskRecord:
         return await self._tasks.add(data.model_dump())
 
-    async def get(self, task_id: uuid.UUID) -> Task:
+    async def get(self, task_id: uuid.UUID) -> TaskRecord:
         return _found(await self._tasks.get(task_id))
 
     async def list_page(self, params: TaskListParams) -> TaskPage:
@@ -96,13 +96,13 @@ class TaskService:
 
     async def replace(
         self, task_id: uuid.UUID, data: TaskUpdate, only_if: VersionCondition | None = None
-    ) -> Task:
+    ) -> TaskRecord:
         task = await self._tasks.update(task_id, data.model_dump(), only_if=only_if)
         return await self._written(task_id, task)
 
     async def patch(
         self, task_id: uuid.UUID, changes: TaskPatch, only_if: VersionCondition | None = None
-    ) -> Task:
+    ) -> TaskRecord:
         values = changes.model_dump(exclude_unset=True)
         if not values:
             # Nothing to write, so nothing to race: a read answers, precondition included.
@@ -116,7 +116,7 @@ class TaskService:
 
     async def set_completion(
         self, task_id: uuid.UUID, completed: bool | None, only_if: VersionCondition | None = None
-    ) -> Task:
+    ) -> TaskRecord:
         task = await self._tasks.set_completion(task_id, completed, only_if=only_if)
         return await self._written(task_id, task)
 
@@ -124,7 +124,7 @@ class TaskService:
         await self._written(task_id, await self._tasks.delete(task_id, only_if=only_if))
         await self._tasks.purge_tombstones(self._tombstone_retention, TOMBSTONE_PURGE_BATCH)
 
-    async def _written(self, task_id: uuid.UUID, task: Task | None) -> Task:
+    async def _written(self, task_id: uuid.UUID, task: TaskRecord | None) -> TaskRecord:
         """The written task, or why the conditional write changed nothing: 404 or 412."""
         if task is not None:
             return task
@@ -135,7 +135,7 @@ class TaskService:
         raise TaskVersionMismatchError(current.version)
 
 
-def _found(task: Task | None) -> Task:
+def _found(task: TaskRecord | None) -> TaskRecord:
     if task is None:
         raise TaskNotFoundError()
     return task
