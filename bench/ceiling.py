@@ -10,7 +10,8 @@ What it leaves out is what the ratio measures: FastAPI's dependency injection an
 pydantic models, SQLAlchemy's ORM, the middleware (request id, size limits, CORS), an explicit
 BEGIN/COMMIT around each request (here every statement runs in its own implicit transaction) and
 the pool's pre-ping. Only the endpoints and parameters the benchmark uses are served: list (sorted
-by created_at or due_date; status, priority, limit, cursor), get, create, patch, toggle, /health.
+by created_at or due_date; status, priority, limit, cursor), get, create, patch, toggle, /health,
+/api/me.
 
 Configured from the same environment variables as the service (DATABASE_URL, AUTH_JWKS_URL or
 BETTER_AUTH_SECRET, AUTH_ISSUER, AUTH_AUDIENCE, AUTH_LEEWAY_SECONDS, DB_POOL_SIZE,
@@ -35,6 +36,8 @@ import uuid6
 from starlette.types import Receive, Scope, Send
 
 PREFIX = "/api/tasks"
+# GET /api/me: the response's fields and the claims they come from, as the service sends them.
+_ME_FIELDS = (("id", "sub"), ("email", "email"), ("name", "name"))
 MAX_BODY_BYTES = 65536
 PRIORITY_RANKS = {"low": 1, "medium": 2, "high": 3}
 PRIORITY_NAMES = {rank: name for name, rank in PRIORITY_RANKS.items()}
@@ -141,6 +144,10 @@ class TokenCheck:
         )
 
     def user_id(self, authorization: bytes | None) -> str:
+        sub: str = self.claims(authorization)["sub"]
+        return sub
+
+    def claims(self, authorization: bytes | None) -> dict[str, Any]:
         if authorization is None or authorization[:7].lower() != b"bearer ":
             raise HttpError(401, "missing_token", "Send Authorization: Bearer <JWT>.")
         token = authorization[7:].decode("latin-1").strip()
@@ -168,7 +175,7 @@ class TokenCheck:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub.strip():
             raise HttpError(401, "missing_claim", "The token has no subject.")
-        return sub
+        return claims
 
 
 class Ceiling:
@@ -227,6 +234,12 @@ class Ceiling:
         try:
             if path == "/health":
                 await _send_json(send, 200, {"status": "ok"})
+                return
+            if path == "/api/me":
+                assert self._tokens is not None
+                claims = self._tokens.claims(_header(scope, b"authorization"))
+                me = {name: claims.get(claim) for name, claim in _ME_FIELDS}
+                await _send_json(send, 200, me)
                 return
             if not path.startswith(PREFIX):
                 raise HttpError(404, "not_found", "No such route.")

@@ -35,7 +35,7 @@ from bench.database import (
     postgres_version,
     seed,
 )
-from bench.report import Run, summarize, tables, write_json
+from bench.report import Run, auth_shares, summarize, tables, write_json
 from bench.scenarios import (
     SCENARIO_NAMES,
     SCENARIOS,
@@ -224,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(_legend(plan))
     print(tables(summarize(runs)))
+    print(auth_shares(summarize(runs)))
     metadata = {
         "started_at": started_at.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),

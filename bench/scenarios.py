@@ -55,6 +55,18 @@ SCENARIOS = [
         "toggle_task.lua",
     ),
     Scenario(
+        "health",
+        "GET /health, with a token it does not read: a request's cost without auth or database",
+        "list.lua",
+        ("health",),
+    ),
+    Scenario(
+        "auth_me",
+        "GET /api/me: the token verified (or found in the cache), no database",
+        "list.lua",
+        ("auth_me",),
+    ),
+    Scenario(
         "mixed",
         "70% reads: 35% first page, 35% get; 10% each create, patch, toggle",
         "mixed.lua",
@@ -65,18 +77,22 @@ SCENARIO_NAMES = [scenario.name for scenario in SCENARIOS]
 
 @dataclass(frozen=True)
 class ListPaths:
-    """Path and query of each list scenario for one app: only the deep cursor differs, since each
-    app reads its own cursor format."""
+    """Path and query of each scenario that sends one fixed GET (run by list.lua) for one app:
+    only the deep cursor differs, since each app reads its own cursor format."""
 
     first_page: str
     deep_cursor: str
     filtered: str
+    health: str = "/health"
+    me: str = "/api/me"
 
     def entries(self) -> list[tuple[str, str, str]]:
         return [
             ("list_first_page", "small", self.first_page),
             ("list_deep_cursor", "large", self.deep_cursor),
             ("list_filtered", "large", self.filtered),
+            ("health", "large", self.health),
+            ("auth_me", "large", self.me),
         ]
 
 

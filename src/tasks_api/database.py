@@ -5,8 +5,8 @@ Nothing connects at import time: `main.create_app` builds the engine in its life
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
@@ -123,38 +123,37 @@ def _replace_closed_connection(
 
 # A context manager that hands out a pooled connection and gives it back on exit.
 OpenConnection = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
-# Methods that never write (RFC 9110 9.2.1): served with `Connections.read`.
-SAFE_METHODS = frozenset({"GET", "HEAD"})
+# A block whose statements land together or not at all (`RequestDatabase.atomic`).
+Atomic = Callable[[], AbstractAsyncContextManager[None]]
 
 
 @dataclass(frozen=True)
 class Connections:
     """How requests get their connections. Tests substitute savepoints on their own connection.
 
-    `transaction` (writes): one transaction for the request, committed on a clean exit, rolled
-    back on an exception, so a request's writes land together or not at all.
-    `read` (reads): autocommit, with no BEGIN and no COMMIT: two round trips fewer per request. A
-    read runs one statement, or (a delta sync) a sync point and then a page; at PostgreSQL's READ
-    COMMITTED each statement takes its own snapshot inside a transaction block as well, so nothing
-    a read sees changes. Behind PgBouncer in transaction mode, reads are transactions too: there
-    asyncpg's prepare and execute of one statement must share a server connection, which only a
-    transaction guarantees (the PgBouncer test suite fails without it).
+    `statement`: a connection for one statement, in autocommit: no BEGIN and no COMMIT around
+    it, two round trips fewer. One statement is atomic on its own; PostgreSQL runs it in a
+    transaction of its own. Behind PgBouncer in transaction mode each statement gets a BEGIN and
+    COMMIT after all: there asyncpg's prepare and execute of one statement must share a server
+    connection, which only a transaction guarantees (the PgBouncer suite fails without it).
+    `transaction`: a connection in one transaction, committed when the block exits cleanly and
+    rolled back when it raises.
     """
 
+    statement: OpenConnection
     transaction: OpenConnection
-    read: OpenConnection
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine, settings: Settings) -> "Connections":
         queue = _FairQueue(
             settings.db_pool_size + settings.db_max_overflow, settings.db_pool_timeout_seconds
         )
-        read: OpenConnection = engine.begin
+        statement: OpenConnection = engine.begin
         if not settings.uses_pgbouncer:
             # A copy of the engine sharing its pool: checkout switches the connection to
             # autocommit (asyncpg: no round trip), checkin switches it back.
-            read = engine.execution_options(isolation_level="AUTOCOMMIT").connect
-        return cls(transaction=queue.in_turn(engine.begin), read=queue.in_turn(read))
+            statement = engine.execution_options(isolation_level="AUTOCOMMIT").connect
+        return cls(statement=queue.in_turn(statement), transaction=queue.in_turn(engine.begin))
 
 
 class _FairQueue:
@@ -190,54 +189,66 @@ class Statements(Protocol):
     """What repositories run their statements on: `RequestDatabase` in the app, or a plain
     `AsyncConnection` (tests, scripts)."""
 
-    async def execute(self, statement: Executable, /) -> Result[Any]: ...
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None, /
+    ) -> Result[Any]: ...
 
 
 class RequestDatabase:
-    """The database as one request's repositories see it, holding a pooled connection only while
-    statements need it.
+    """The database as one request's repositories and services see it.
 
-    A read (GET, HEAD) takes a connection for each statement (`Connections.read`) and gives it
-    back at once. A write takes one at its first statement and keeps it, in one transaction,
-    until the request's handler returns (`get_database` commits, or rolls back on an exception).
+    A statement takes a pooled connection, runs on its own (autocommit: it commits when it
+    completes) and gives the connection straight back. Statements that must land together or not
+    at all run inside `atomic()`, on one connection in one transaction. The services say which
+    those are: an idempotent create (key lock, lookup, insert, stored response) and a delete (the
+    tombstone and the purge). Everything else is one statement per write, and reads at READ
+    COMMITTED take a snapshot per statement inside a transaction block or outside it alike.
 
-    Why not one connection for the whole request: a worker interleaves dozens of requests on one
-    event loop, so a connection held from the first dependency to the last line of the handler
-    waits on every other request's Python work, and the pool runs dry long before the database
-    is busy (bench/RESULTS.md: the p99 at concurrency 32).
+    Why not one connection and one transaction for the whole request: a BEGIN and a COMMIT are
+    two round trips of their own, and a worker interleaves dozens of requests on one event loop,
+    so a connection held from the first dependency to the last line of the handler waits on
+    every other request's Python work and the pool runs dry long before the database is busy
+    (bench/RESULTS.md measured both).
     """
 
-    def __init__(self, connections: Connections, cleanup: AsyncExitStack, *, read_only: bool):
+    def __init__(self, connections: Connections) -> None:
         self._connections = connections
-        self._cleanup = cleanup
-        self._read_only = read_only
         self._transaction: AsyncConnection | None = None
 
-    async def execute(self, statement: Executable, /) -> Result[Any]:
-        if self._read_only:
-            # The result is buffered (asyncpg reads every row), so it outlives the connection.
-            async with self._connections.read() as connection:
-                return await connection.execute(statement)
-        if self._transaction is None:
-            self._transaction = await self._cleanup.enter_async_context(
-                self._connections.transaction()
-            )
-        return await self._transaction.execute(statement)
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None, /
+    ) -> Result[Any]:
+        if self._transaction is not None:
+            return await self._transaction.execute(statement, parameters)
+        # The result is buffered (asyncpg reads every row), so it outlives the connection.
+        async with self._connections.statement() as connection:
+            return await connection.execute(statement, parameters)
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        """Run the block's statements in one transaction: committed when the block ends, rolled
+        back if it raises. A block inside another joins it."""
+        if self._transaction is not None:
+            yield
+            return
+        async with self._connections.transaction() as connection:
+            self._transaction = connection
+            try:
+                yield
+            finally:
+                self._transaction = None
 
 
 async def get_database(request: Request) -> AsyncIterator[RequestDatabase]:
-    """The request's `RequestDatabase`. On the way out, a write's transaction commits when the
-    handler returned and rolls back when it raised; a database that cannot be reached becomes a
-    503 problem, whichever statement found out.
+    """The request's `RequestDatabase`. A database that cannot be reached becomes a 503 problem,
+    whichever statement found out.
 
     SQLAlchemy Core, not an ORM session: the repositories write their own statements and read
     rows, so an identity map, unit of work and instance state would only add cost to every
     request (bench/RESULTS.md measures how much).
     """
-    connections: Connections = request.app.state.connections
     try:
-        async with AsyncExitStack() as cleanup:
-            yield RequestDatabase(connections, cleanup, read_only=request.method in SAFE_METHODS)
+        yield RequestDatabase(request.app.state.connections)
     except Exception as error:
         if not is_database_unavailable(error):
             raise
@@ -247,6 +258,6 @@ async def get_database(request: Request) -> AsyncIterator[RequestDatabase]:
         ) from error
 
 
-# Function scope: the commit finishes before the response is sent, so a failed commit is an error
-# response rather than a silent loss. Always use this alias (the scope is part of the cache key).
+# Function scope: the dependency's exit (the 503 translation) runs before the response is sent.
+# Always use this alias (the scope is part of the cache key).
 DatabaseDep = Annotated[RequestDatabase, Depends(get_database, scope="function")]

@@ -53,7 +53,9 @@ async def get_idempotency_service(
 ) -> IdempotencyService:
     ttl_seconds: int = request.app.state.settings.idempotency_key_ttl_seconds
     return IdempotencyService(
-        IdempotencyRepository(database, user_id), ttl=timedelta(seconds=ttl_seconds)
+        IdempotencyRepository(database, user_id),
+        atomic=database.atomic,
+        ttl=timedelta(seconds=ttl_seconds),
     )
 
 

@@ -1,8 +1,8 @@
 """`IdempotencyService`: run an operation once per (owner, Idempotency-Key), replay it after.
 
-Follows the IETF httpapi draft "The Idempotency-Key HTTP Header Field". Everything happens in the
-request's one transaction, so the operation's writes and the stored response commit together or
-not at all: a failed request leaves no key behind and the key can be used again.
+Follows the IETF httpapi draft "The Idempotency-Key HTTP Header Field". With a key, everything
+happens in one transaction (`atomic`), so the operation's writes and the stored response commit
+together or not at all: a failed request leaves no key behind and the key can be used again.
 
 The response is stored as data (status, JSON body, headers) and replayed as it was first sent,
 even if the resource has changed or gone since. The service knows nothing of HTTP beyond that.
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from tasks_api.database import Atomic
 from tasks_api.idempotency.exceptions import (
     IdempotencyKeyInProgressError,
     IdempotencyKeyReusedError,
@@ -53,8 +54,11 @@ def fingerprint(payload: Mapping[str, Any]) -> str:
 
 
 class IdempotencyService:
-    def __init__(self, repository: IdempotencyRepository, *, ttl: timedelta) -> None:
+    def __init__(
+        self, repository: IdempotencyRepository, *, atomic: Atomic, ttl: timedelta
+    ) -> None:
         self._keys = repository
+        self._atomic = atomic
         self._ttl = ttl
 
     async def run(
@@ -71,6 +75,15 @@ class IdempotencyService:
         """
         if key is None:
             return IdempotentResult(await operation(), replayed=False)
+        async with self._atomic():
+            return await self._run_once(key, payload, operation)
+
+    async def _run_once(
+        self,
+        key: str,
+        payload: Mapping[str, Any],
+        operation: Callable[[], Awaitable[StoredResponse]],
+    ) -> IdempotentResult:
         # Never waits: a concurrent request with this key is answered at once rather than holding
         # a pooled connection while the first one runs.
         locked = await self._keys.try_lock(key)

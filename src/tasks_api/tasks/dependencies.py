@@ -26,7 +26,9 @@ async def get_task_service(
 ) -> TaskService:
     retention_days: int = request.app.state.settings.tombstone_retention_days
     return TaskService(
-        TaskRepository(database, user_id), tombstone_retention=timedelta(days=retention_days)
+        TaskRepository(database, user_id),
+        atomic=database.atomic,
+        tombstone_retention=timedelta(days=retention_days),
     )
 
 

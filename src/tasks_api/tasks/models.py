@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Field, SQLModel, col, func
+from sqlmodel import Field, SQLModel, func
 
 
 class Priority(StrEnum):
@@ -155,6 +155,7 @@ class TaskRecord(Protocol):
     def deleted_at(self) -> datetime | None: ...
     @property
     def deleted(self) -> bool: ...  # deleted_at IS NOT NULL, computed by the statement
+    def _asdict(self) -> dict[str, Any]: ...  # every column by name (Row._asdict)
 
 
 def no_due_date_sorts_as(descending: bool) -> ColumnElement[datetime]:
@@ -163,4 +164,6 @@ def no_due_date_sorts_as(descending: bool) -> ColumnElement[datetime]:
 
 def due_date_sort_key(descending: bool) -> ColumnElement[datetime]:
     """The due-date sort expression, the same SQL as its index, so the planner uses it."""
-    return func.coalesce(col(Task.due_date), no_due_date_sorts_as(descending))
+    # The table's column, not the ORM attribute: see the repository on why statements use those.
+    due_date = Task.__table__.c.due_date  # type: ignore[attr-defined]
+    return func.coalesce(due_date, no_due_date_sorts_as(descending))

@@ -21,7 +21,9 @@ from typing import Any, cast
 import uuid6
 from sqlalchemy import (
     ColumnElement,
+    Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -37,7 +39,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Result
 from sqlalchemy.sql import Select
-from sqlmodel import col
 
 from tasks_api.conditional_requests import VersionCondition
 from tasks_api.database import Statements
@@ -49,12 +50,19 @@ from tasks_api.tasks.models import (
     no_due_date_sorts_as,
 )
 
+# Statements are built from the table's columns, not the ORM class's attributes: an ORM
+# attribute makes SQLAlchemy prepare each statement through the ORM's compile step, a cost on
+# every execution that plain Core statements do not have.
+_tasks: Table = Task.__table__  # type: ignore[attr-defined]
+_c = _tasks.c
 # Every column in the table's order, and `deleted`: what reads select and writes return. With
 # `deleted` in the row, a row converts to its response (a task or a tombstone) by its attributes
 # alone, and no attribute the response reads is missing from it.
-_COLUMNS = (
-    *Task.__table__.columns,  # type: ignore[attr-defined]
-    col(Task.deleted_at).is_not(None).label("deleted"),
+_COLUMNS = (*_tasks.columns, _c.deleted_at.is_not(None).label("deleted"))
+# The most frequent statement, built once with the owner and the id as bind parameters: its shape
+# never changes, so SQLAlchemy finds its compiled form without rebuilding and re-keying it.
+_GET_LIVE = core_select(*_COLUMNS).where(
+    _c.user_id == bindparam("owner_id"), _c.deleted_at.is_(None), _c.id == bindparam("task_id")
 )
 
 
@@ -102,19 +110,19 @@ class TaskRepository:
         self._owner_id = owner_id
 
     def _owned(self) -> ColumnElement[bool]:
-        return col(Task.user_id) == self._owner_id
+        return _c.user_id == self._owner_id
 
     def _live(self) -> ColumnElement[bool]:
-        return and_(self._owned(), col(Task.deleted_at).is_(None))
+        return and_(self._owned(), _c.deleted_at.is_(None))
 
     async def get(self, task_id: uuid.UUID) -> TaskRecord | None:
-        statement = core_select(*_COLUMNS).where(self._live(), col(Task.id) == task_id)
-        return _one_or_none(await self._database.execute(statement))
+        parameters = {"owner_id": self._owner_id, "task_id": task_id}
+        return _one_or_none(await self._database.execute(_GET_LIVE, parameters))
 
     async def add(self, values: Mapping[str, Any]) -> TaskRecord:
         """Insert a task with the given fields; the database stamps its times."""
         statement = (
-            insert(Task)
+            insert(_tasks)
             .values(
                 **values,
                 id=uuid6.uuid7(),
@@ -161,7 +169,7 @@ class TaskRepository:
         changes: dict[str, Any] = dict(values)
         if "completed" in changes:
             changes["completed_at"] = (
-                case((col(Task.completed), col(Task.completed_at)), else_=_now())
+                case((_c.completed, _c.completed_at), else_=_now())
                 if changes["completed"]
                 else None
             )
@@ -183,8 +191,8 @@ class TaskRepository:
             return await self.update(task_id, {"completed": completed}, only_if=only_if)
         # SET expressions read the row as it was before the UPDATE.
         flipped = {
-            "completed": ~col(Task.completed),
-            "completed_at": case((col(Task.completed), None), else_=_now()),
+            "completed": ~_c.completed,
+            "completed_at": case((_c.completed, None), else_=_now()),
         }
         return await self._update_returning(task_id, flipped, only_if)
 
@@ -223,14 +231,14 @@ class TaskRepository:
         # Oldest first: a range of the tombstone index. SKIP LOCKED: concurrent purges take
         # different rows instead of waiting on (or deadlocking over) the same ones.
         expired = (
-            core_select(col(Task.id))
-            .where(col(Task.deleted_at) < _now() - older_than)
-            .order_by(col(Task.deleted_at))
+            core_select(_c.id)
+            .where(_c.deleted_at < _now() - older_than)
+            .order_by(_c.deleted_at)
             .limit(batch)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        await self._database.execute(delete(Task).where(col(Task.id).in_(expired)))
+        await self._database.execute(delete(_tasks).where(_c.id.in_(expired)))
 
     async def _update_returning(
         self,
@@ -238,13 +246,13 @@ class TaskRepository:
         changes: Mapping[str, Any],
         only_if: VersionCondition | None,
     ) -> TaskRecord | None:
-        conditions = [self._live(), col(Task.id) == task_id]
+        conditions = [self._live(), _c.id == task_id]
         if only_if is not None and not only_if.any_version:
-            conditions.append(col(Task.version).in_(only_if.versions))
+            conditions.append(_c.version.in_(only_if.versions))
         statement = (
-            update(Task)
+            update(_tasks)
             .where(*conditions)
-            .values(**changes, version=col(Task.version) + 1, updated_at=_now())
+            .values(**changes, version=_c.version + 1, updated_at=_now())
             .returning(*_COLUMNS)
         )
         return _one_or_none(await self._database.execute(statement))
@@ -266,28 +274,28 @@ def _sort_expression(sort: SortKey, descending: bool) -> ColumnElement[Any]:
 
 # The plain columns; `.expression` is the Core column that comparisons and ORDER BY take.
 _SORT_COLUMNS: dict[SortKey, ColumnElement[Any]] = {
-    key: getattr(Task, key.value).expression for key in SortKey if key is not SortKey.DUE_DATE
+    key: _c[key.value] for key in SortKey if key is not SortKey.DUE_DATE
 }
 
 
 def _filter_conditions(filters: TaskFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.completed is not None:
-        conditions.append(col(Task.completed).is_(filters.completed))
+        conditions.append(_c.completed.is_(filters.completed))
     if filters.priority is not None:
-        conditions.append(col(Task.priority) == filters.priority)
+        conditions.append(_c.priority == filters.priority)
     if filters.due_before is not None:
-        conditions.append(col(Task.due_date) < filters.due_before)
+        conditions.append(_c.due_date < filters.due_before)
     if filters.due_after is not None:
-        conditions.append(col(Task.due_date) > filters.due_after)
+        conditions.append(_c.due_date > filters.due_after)
     if filters.updated_since is not None:
-        conditions.append(col(Task.updated_at) > filters.updated_since)
+        conditions.append(_c.updated_at > filters.updated_since)
     if filters.search:
         pattern = f"%{_escape_like(filters.search)}%"
         conditions.append(
             or_(
-                col(Task.title).ilike(pattern, escape="\\"),
-                col(Task.description).ilike(pattern, escape="\\"),
+                _c.title.ilike(pattern, escape="\\"),
+                _c.description.ilike(pattern, escape="\\"),
             )
         )
     return conditions
@@ -301,8 +309,8 @@ def _escape_like(text: str) -> str:
 def _order_by(key: ColumnElement[Any], descending: bool) -> list[ColumnElement[Any]]:
     # Plain ASC/DESC (no NULLS clause): a backward scan of an ascending index serves DESC.
     if descending:
-        return [key.desc(), col(Task.id).desc()]
-    return [key.asc(), col(Task.id).asc()]
+        return [key.desc(), _c.id.desc()]
+    return [key.asc(), _c.id.asc()]
 
 
 def _after(key: ColumnElement[Any], descending: bool, after: Keyset) -> ColumnElement[bool]:
@@ -310,5 +318,5 @@ def _after(key: ColumnElement[Any], descending: bool, after: Keyset) -> ColumnEl
         boundary_value: ColumnElement[Any] = no_due_date_sorts_as(descending)
     else:
         boundary_value = literal(after.value, key.type)
-    row, boundary = tuple_(key, col(Task.id)), tuple_(boundary_value, literal(after.task_id))
+    row, boundary = tuple_(key, _c.id), tuple_(boundary_value, literal(after.task_id))
     return row < boundary if descending else row > boundary

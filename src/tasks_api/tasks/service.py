@@ -1,4 +1,8 @@
-"""`TaskService`: the task use cases. Raises domain errors; flushes but never commits."""
+"""`TaskService`: the task use cases. Raises domain errors.
+
+Each repository call is one statement that commits on its own; a use case whose statements must
+land together runs them in `atomic()` (see `database.RequestDatabase`).
+"""
 
 import uuid
 from collections.abc import Sequence
@@ -6,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tasks_api.conditional_requests import VersionCondition
+from tasks_api.database import Atomic
 from tasks_api.tasks.exceptions import (
     InvalidCursorError,
     TaskNotFoundError,
@@ -38,8 +43,11 @@ class TaskPage:
 
 
 class TaskService:
-    def __init__(self, repository: TaskRepository, *, tombstone_retention: timedelta) -> None:
+    def __init__(
+        self, repository: TaskRepository, *, atomic: Atomic, tombstone_retention: timedelta
+    ) -> None:
         self._tasks = repository
+        self._atomic = atomic
         self._tombstone_retention = tombstone_retention
 
     async def create(self, data: TaskCreate) -> TaskRecord:
@@ -121,8 +129,10 @@ class TaskService:
         return await self._written(task_id, task)
 
     async def delete(self, task_id: uuid.UUID, only_if: VersionCondition | None = None) -> None:
-        await self._written(task_id, await self._tasks.delete(task_id, only_if=only_if))
-        await self._tasks.purge_tombstones(self._tombstone_retention, TOMBSTONE_PURGE_BATCH)
+        # Together: a purge that fails undoes the delete too, and the client's retry is clean.
+        async with self._atomic():
+            await self._written(task_id, await self._tasks.delete(task_id, only_if=only_if))
+            await self._tasks.purge_tombstones(self._tombstone_retention, TOMBSTONE_PURGE_BATCH)
 
     async def _written(self, task_id: uuid.UUID, task: TaskRecord | None) -> TaskRecord:
         """The written task, or why the conditional write changed nothing: 404 or 412."""
