@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import uuid6
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Table,
     and_,
@@ -63,6 +64,26 @@ _COLUMNS = (*_tasks.columns, _c.deleted_at.is_not(None).label("deleted"))
 # never changes, so SQLAlchemy finds its compiled form without rebuilding and re-keying it.
 _GET_LIVE = core_select(*_COLUMNS).where(
     _c.user_id == bindparam("owner_id"), _c.deleted_at.is_(None), _c.id == bindparam("task_id")
+)
+# The create, built once the same way: the writable fields, the new id and the owner are bind
+# parameters; the times come from the database clock.
+_completed = bindparam("completed", type_=Boolean)
+_INSERT = (
+    insert(_tasks)
+    .values(
+        title=bindparam("title"),
+        description=bindparam("description"),
+        priority=bindparam("priority"),
+        due_date=bindparam("due_date"),
+        position=bindparam("position"),
+        id=bindparam("id"),
+        user_id=bindparam("owner_id"),
+        completed=_completed,
+        completed_at=case((_completed, func.statement_timestamp()), else_=None),
+        created_at=func.statement_timestamp(),
+        updated_at=func.statement_timestamp(),
+    )
+    .returning(*_COLUMNS)
 )
 
 
@@ -120,20 +141,9 @@ class TaskRepository:
         return _one_or_none(await self._database.execute(_GET_LIVE, parameters))
 
     async def add(self, values: Mapping[str, Any]) -> TaskRecord:
-        """Insert a task with the given fields; the database stamps its times."""
-        statement = (
-            insert(_tasks)
-            .values(
-                **values,
-                id=uuid6.uuid7(),
-                user_id=self._owner_id,
-                completed_at=_now() if values.get("completed") else None,
-                created_at=_now(),
-                updated_at=_now(),
-            )
-            .returning(*_COLUMNS)
-        )
-        return cast(TaskRecord, (await self._database.execute(statement)).one())
+        """Insert a task with every writable field in `values`; the database stamps its times."""
+        parameters = {**values, "id": uuid6.uuid7(), "owner_id": self._owner_id}
+        return cast(TaskRecord, (await self._database.execute(_INSERT, parameters)).one())
 
     async def find_page(
         self,
