@@ -25,10 +25,10 @@ from pathlib import Path
 # frames read `function (path/to/module.py:line)`).
 PARTS = {
     "auth: get_token_claims": "get_token_claims (",
-    "session and transaction: get_session": "get_session (",
+    "dependencies: FastAPI's solve_dependencies": "solve_dependencies (",
     "SQL statements: TaskRepository": "tasks/repository.py",
-    "response check and JSON: serialize_response": "serialize_response (",
-    "ORM row to schema: TaskResponse.model_validate": "model_validate (",
+    "statements on connections: RequestDatabase.execute": "RequestDatabase.execute (",
+    "JSON out: TypeAdapter.dump_json": "dump_json (",
     "request id and access log: RequestContextMiddleware": "request_context.py",
 }
 SAMPLE_RATE = 250  # per second: enough samples in a few seconds, little extra load

@@ -51,6 +51,12 @@ from tasks_api.tasks.models import (
     no_due_date_sorts_as,
 )
 
+
+def _now() -> ColumnElement[datetime]:
+    """The database's time at the start of the current statement: every write's timestamp."""
+    return func.statement_timestamp()
+
+
 # Statements are built from the table's columns, not the ORM class's attributes: an ORM
 # attribute makes SQLAlchemy prepare each statement through the ORM's compile step, a cost on
 # every execution that plain Core statements do not have.
@@ -79,17 +85,12 @@ _INSERT = (
         id=bindparam("id"),
         user_id=bindparam("owner_id"),
         completed=_completed,
-        completed_at=case((_completed, func.statement_timestamp()), else_=None),
-        created_at=func.statement_timestamp(),
-        updated_at=func.statement_timestamp(),
+        completed_at=case((_completed, _now()), else_=None),
+        created_at=_now(),
+        updated_at=_now(),
     )
     .returning(*_COLUMNS)
 )
-
-
-def _now() -> ColumnElement[datetime]:
-    """The database's time at the start of the current statement: every write's timestamp."""
-    return func.statement_timestamp()
 
 
 class SortKey(StrEnum):
