@@ -4,7 +4,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -70,3 +71,12 @@ async def read_row(session: AsyncSession, task_id: uuid.UUID) -> Task | None:
     statement = select(Task).where(col(Task.id) == task_id)
     result = await session.exec(statement.execution_options(populate_existing=True))
     return result.one_or_none()
+
+
+async def make_expired_tombstone(connection: AsyncConnection, task_id: uuid.UUID) -> None:
+    """Turn a task into a tombstone deleted 31 days ago: past the default retention (30 days),
+    so the next delete's purge removes it."""
+    await connection.execute(
+        text("UPDATE tasks SET deleted_at = now() - interval '31 days' WHERE id = :id"),
+        {"id": task_id},
+    )

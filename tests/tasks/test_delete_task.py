@@ -5,7 +5,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.factories import make_task, read_row, read_tasks
+from tests.factories import make_expired_tombstone, make_task, read_row, read_tasks
 from tests.problems import assert_problem, without_request_id
 
 
@@ -55,10 +55,7 @@ async def test_a_delete_whose_purge_fails_leaves_the_task_as_it_was(
     # the purge fails, the delete is undone too, and the client's retry starts from a clean state.
     task = await make_task(session, owner_id, title="Must survive")
     expired = await make_task(session, other_owner_id, title="Deleted long ago")
-    await connection.execute(
-        text("UPDATE tasks SET deleted_at = now() - interval '31 days' WHERE id = :id"),
-        {"id": expired.id},
-    )
+    await make_expired_tombstone(connection, expired.id)
     # Any row the purge tries to remove makes it fail (inside the test's transaction only).
     await connection.execute(
         text(

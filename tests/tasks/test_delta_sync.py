@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tasks_api.tasks.models import Task
 from tests.conftest import raw_connection
-from tests.factories import make_task, read_row
+from tests.factories import make_expired_tombstone, make_task, read_row
 from tests.problems import assert_problem
 from tests.tasks.routes import (
     CREATE_TASK,
@@ -277,10 +277,7 @@ async def test_expired_tombstones_are_purged_on_a_later_delete_and_recent_ones_k
     recent = await make_task(session, owner_id, title="Deleted lately")
     trigger = await make_task(session, owner_id, title="Deleted now")
     await DELETE_TASK.send(client, recent.id, owner_headers)
-    await connection.execute(
-        text("UPDATE tasks SET deleted_at = now() - interval '31 days' WHERE id = :id"),
-        {"id": expired.id},
-    )
+    await make_expired_tombstone(connection, expired.id)
 
     await DELETE_TASK.send(client, trigger.id, owner_headers)
 
