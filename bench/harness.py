@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -223,8 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         database_version = postgres_version(database_url)
 
     print(_legend(plan))
-    print(tables(summarize(runs)))
-    print(auth_shares(summarize(runs)))
+    summaries = summarize(runs)
+    print(tables(summaries))
+    print(auth_shares(summaries))
     metadata = {
         "started_at": started_at.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
@@ -319,7 +321,18 @@ def _serve_and_measure(
                 )
             runs += _measure(plan, wrk, servers, data_files, workers)
             if plan.profile:
-                _profile(plan, wrk, servers["service"], data_files["service"], workers)
+                try:
+                    _profile(
+                        plan,
+                        wrk,
+                        profiling.find_py_spy(),
+                        servers["service"],
+                        data_files["service"],
+                        workers,
+                    )
+                except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+                    # Profiling is an extra: the measured runs are kept and reported.
+                    _progress(f"profiling stopped: {error!r}")
     return runs
 
 
@@ -408,30 +421,43 @@ def _drive(
     return result, rss.peak_bytes
 
 
-def _profile(plan: Plan, wrk: str, server: AppServer, data_file: Path, workers: int) -> None:
+def _profile(
+    plan: Plan, wrk: str, py_spy: str, server: AppServer, data_file: Path, workers: int
+) -> None:
     """One more run of the service per scenario, sampled by py-spy (see bench/profiling.py)."""
-    py_spy = profiling.find_py_spy()
     folder = plan.output.with_name(f"{plan.output.stem}-profile-{workers}w")
     folder.mkdir(parents=True, exist_ok=True)
     concurrency = max(plan.concurrency)
     for scenario in (s for s in SCENARIOS if s.name in plan.scenarios):
         stacks = folder / f"{scenario.name}.txt"
-        recorder = profiling.record(py_spy, server.process.pid, stacks, plan.duration_s)
-        # The load outlasts the sampling on both ends, so every sample is of a loaded worker.
-        time.sleep(0.5)
-        run_wrk(
-            wrk,
-            base_url=server.base_url,
-            script=scenario.script,
-            script_args=[str(data_file), *scenario.script_args],
-            connections=concurrency,
-            duration_s=plan.duration_s + 1,
-            threads=plan.wrk_threads,
-        )
-        _, error = recorder.communicate(timeout=60)
+        with ThreadPoolExecutor(max_workers=1) as load_thread:
+            # The load starts before the sampling and ends after it: every sample is of a loaded
+            # worker.
+            load = load_thread.submit(
+                run_wrk,
+                wrk,
+                base_url=server.base_url,
+                script=scenario.script,
+                script_args=[str(data_file), *scenario.script_args],
+                connections=concurrency,
+                duration_s=plan.duration_s + 2,
+                threads=plan.wrk_threads,
+            )
+            time.sleep(0.5)
+            recorder = profiling.record(py_spy, server.process.pid, stacks, plan.duration_s)
+            try:
+                _, error = recorder.communicate(timeout=plan.duration_s + 30)
+            finally:
+                if recorder.poll() is None:
+                    recorder.kill()
+                    recorder.wait()
+            result = load.result()
         if recorder.returncode != 0 or not stacks.exists():
+            # The same cause (no ptrace, say) would fail every scenario: stop here.
             _progress(f"py-spy failed on {scenario.name}: {error.decode(errors='replace')[-500:]}")
-            continue
+            return
+        if result.errors:
+            _progress(f"the profiled run of {scenario.name} had {result.errors} error(s)")
         label = f"{scenario.name} (c={concurrency}, w={workers})"
         print(f"\n{profiling.read_profile(label, stacks).report()}")
     print(f"\nprofiles (collapsed stacks, for speedscope.app or flamegraph.pl): {folder}")
@@ -442,7 +468,8 @@ def _wrk_version(wrk: str) -> str:
     completed = subprocess.run(  # noqa: S603  # the wrk found on PATH, a fixed argument
         [wrk, "--version"], capture_output=True, text=True, check=False
     )
-    return (completed.stdout or completed.stderr).splitlines()[0] if completed.stdout else ""
+    text = completed.stdout or completed.stderr
+    return text.splitlines()[0] if text.strip() else ""
 
 
 def _progress(message: str) -> None:

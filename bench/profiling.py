@@ -29,7 +29,6 @@ PARTS = {
     "SQL statements: TaskRepository": "tasks/repository.py",
     "statements on connections: RequestDatabase.execute": "RequestDatabase.execute (",
     "JSON out: TypeAdapter.dump_json": "dump_json (",
-    "request id and access log: RequestContextMiddleware": "request_context.py",
 }
 SAMPLE_RATE = 250  # per second: enough samples in a few seconds, little extra load
 TOP_OWN = 15
@@ -79,7 +78,10 @@ class Profile:
         return count / self.samples if self.samples else 0.0
 
     def report(self) -> str:
-        lines = [f"{self.scenario}: {self.samples} CPU samples of the service's workers"]
+        lines = [
+            f"{self.scenario}: {self.samples} CPU samples of the service's workers "
+            "(a part counts every sample it is on the stack of, so parts overlap)"
+        ]
         lines += [f"  {self.share(self.parts[label]):6.1%}  {label}" for label in PARTS]
         lines.append("  own samples (innermost frame):")
         lines += [
@@ -97,17 +99,8 @@ def read_profile(scenario: str, path: Path) -> Profile:
         count = int(count_text)
         frames = stack.split(";")
         profile.samples += count
-        profile.own[_short(frames[-1])] += count
+        profile.own[frames[-1]] += count
         for label, needle in PARTS.items():
             if any(needle in frame for frame in frames):
                 profile.parts[label] += count
     return profile
-
-
-def _short(frame: str) -> str:
-    """`fn (/long/path/site-packages/pkg/mod.py:12)` -> `fn (pkg/mod.py:12)`."""
-    for marker in ("site-packages/", "/src/", "/lib/python3"):
-        head, found, tail = frame.partition(marker)
-        if found:
-            return f"{head}{tail.split('/', 1)[-1] if marker == '/lib/python3' else tail}"
-    return frame

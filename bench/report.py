@@ -121,9 +121,10 @@ def tables(summaries: Sequence[Summary]) -> str:
 def auth_shares(summaries: Sequence[Summary]) -> str:
     """What auth adds to a GET, from three scenarios of the same run, per app and point.
 
-    At concurrency 32 and up a worker is one busy core, so 1/(requests/s) is the CPU time of one
-    request. /api/me minus /health is what verifying (or finding) a token costs, and that over
-    get_task's time is auth's share of a GET. Only printed when all three were measured.
+    At concurrency 32 and up each worker is one busy core, so workers/(requests/s) is the CPU
+    time of one request. /api/me minus /health is what verifying (or finding) a token costs,
+    and that over get_task's time is auth's share of a GET. Only printed when all three were
+    measured.
     """
     by_point = {(s.scenario, s.app, s.workers, s.concurrency): s for s in summaries}
     lines = []
@@ -136,8 +137,8 @@ def auth_shares(summaries: Sequence[Summary]) -> str:
             continue
         if not all(s.requests_per_second for s in (me, health, get)):
             continue
-        auth_us = 1e6 / me.requests_per_second - 1e6 / health.requests_per_second
-        get_us = 1e6 / get.requests_per_second
+        auth_us = workers * (1e6 / me.requests_per_second - 1e6 / health.requests_per_second)
+        get_us = workers * 1e6 / get.requests_per_second
         lines.append(
             f"  {app:<8} c={concurrency:<3} w={workers}: auth {auth_us:6.1f} us of a GET's "
             f"{get_us:6.1f} us = {auth_us / get_us:6.1%}"

@@ -1,5 +1,6 @@
--- A list page (GET /api/tasks?...), the same request every time.
--- Arguments: <data file> <path name> (list_first_page, list_deep_cursor, list_filtered).
+-- One fixed GET, the same request every time: a list page (GET /api/tasks?...), /health or /api/me.
+-- Arguments: <data file> <path name> (list_first_page, list_deep_cursor, list_filtered, health,
+-- auth_me).
 -- Finds common.lua next to this script, wherever wrk is started from.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 package.path = here .. "?.lua;" .. package.path

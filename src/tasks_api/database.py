@@ -113,7 +113,7 @@ def _replace_closed_connection(
 
     This replaces `pool_pre_ping` (DB_POOL_PRE_PING, off by default), whose ping costs three
     round trips with asyncpg (BEGIN, an empty statement, ROLLBACK) before every request's first
-    statement: measured in bench/RESULTS.md, it was a third of a GET's cost. What only a ping
+    statement: three of the six a GET made. What only a ping
     would catch is a peer that vanished without closing the socket, and a ping would hang on
     that as long as a statement does (DB_CONNECT_TIMEOUT_SECONDS, DB_STATEMENT_TIMEOUT_SECONDS).
     """
@@ -161,8 +161,9 @@ class _FairQueue:
 
     SQLAlchemy's async pool hands a connection that is given back to whoever asks next, even
     while others have been waiting for one, and a waiter that lost that race goes to the back of
-    the queue again (asyncio.Queue). Under load some requests waited ten times the median (the
-    p99 in bench/RESULTS.md). asyncio.Semaphore serves its waiters in order and lets no newcomer
+    the queue again (asyncio.Queue). Under load some requests waited many times the median: in
+    quick benchmark runs just before and after this queue, get_task's p99 went from 7 to 1.4
+    times its p50. asyncio.Semaphore serves its waiters in order and lets no newcomer
     pass them, so requests queue here, and each finds a connection free in the pool when its turn
     comes. The wait is bounded by DB_POOL_TIMEOUT_SECONDS, as the pool's own would be (then 503).
     """
@@ -207,8 +208,7 @@ class RequestDatabase:
     Why not one connection and one transaction for the whole request: a BEGIN and a COMMIT are
     two round trips of their own, and a worker interleaves dozens of requests on one event loop,
     so a connection held from the first dependency to the last line of the handler waits on
-    every other request's Python work and the pool runs dry long before the database is busy
-    (bench/RESULTS.md measured both).
+    every other request's Python work and the pool runs dry long before the database is busy.
     """
 
     def __init__(self, connections: Connections) -> None:
@@ -245,7 +245,7 @@ async def get_database(request: Request) -> AsyncIterator[RequestDatabase]:
 
     SQLAlchemy Core, not an ORM session: the repositories write their own statements and read
     rows, so an identity map, unit of work and instance state would only add cost to every
-    request (bench/RESULTS.md measures how much).
+    request (they showed all over a profile of the session-based version).
     """
     try:
         yield RequestDatabase(request.app.state.connections)

@@ -1,5 +1,6 @@
 """`create_app()`: the composition root: engine, token verifier, routes, middleware, handlers."""
 
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -75,11 +76,7 @@ def create_app(
                 RateLimiter.from_settings(settings) if settings.rate_limit_enabled else None
             )
             app.state.rate_limiter = rate_limiter
-            # What start-up built (routes, schemas, validators, the metadata) lives as long as the
-            # process: freezing it takes it out of the cyclic collector's passes, which otherwise
-            # walk all of it on every full collection, a pause that showed as p99 in the bench.
-            gc.collect()
-            gc.freeze()
+            _freeze_start_up_objects()
             logger.info("started (%s)", settings.environment.value)
             try:
                 yield
@@ -145,6 +142,16 @@ def create_app(
         # Outermost: it times and counts every response, the ones the other middleware send too.
         app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+@functools.cache  # once per process: a test run starts hundreds of apps in one
+def _freeze_start_up_objects() -> None:
+    """What start-up built (routes, schemas, validators, the metadata) lives as long as the
+    process. Freezing it takes it out of the cyclic collector's passes, which otherwise walk all of
+    it on every full collection: a pause that showed as the list's p99 at concurrency 1 (81 ms
+    against a p50 of 6 ms, bench/RESULTS.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _operation_id(route: APIRoute) -> str:

@@ -18,6 +18,13 @@ from tests.conftest import make_settings
 from tests.problems import assert_problem
 from tests.tokens import JWKS_URL, KID, JwksServer, TokenFactory, bearer, public_jwk
 
+# Keys older than a second are refetched, at once: a test waits JWKS_STALE_WAIT to see a refetch.
+JWKS_STALE_AFTER_1S: dict[str, object] = {
+    "auth_jwks_cache_seconds": 1,
+    "auth_jwks_min_refetch_seconds": 0,
+}
+JWKS_STALE_WAIT = 1.1
+
 
 @asynccontextmanager
 async def open_verifier(
@@ -80,13 +87,16 @@ async def test_the_cache_holds_at_most_its_size_and_keeps_the_recently_used(
     user_tokens = [tokens.ed25519(f"user-{index}") for index in range(10)]
     async with open_verifier(database_url, jwks_server, auth_token_cache_size=3) as verifier:
         kept = await verifier.verify(user_tokens[0])
+        first_claims = {}
         for token in user_tokens[1:]:
-            await verifier.verify(token)
+            first_claims[token] = await verifier.verify(token)
             assert await verifier.verify(user_tokens[0]) is kept  # used again: stays
         evicted = await verifier.verify(user_tokens[1])
 
     assert len(verifier.cache) == 3
-    assert evicted.sub == "user-1"  # verified afresh, which is correct, just slower
+    # Pushed out long ago, so verified afresh (new claims): correct, just slower.
+    assert evicted.sub == "user-1"
+    assert evicted is not first_claims[user_tokens[1]]
 
 
 async def test_size_zero_turns_the_cache_off(
@@ -139,13 +149,11 @@ async def test_a_cached_token_is_refused_when_its_kid_now_names_another_key(
     database_url: str, jwks_server: JwksServer, tokens: TokenFactory
 ) -> None:
     token = tokens.ed25519("grace")
-    async with open_verifier(
-        database_url, jwks_server, auth_jwks_cache_seconds=1, auth_jwks_min_refetch_seconds=0
-    ) as verifier:
+    async with open_verifier(database_url, jwks_server, **JWKS_STALE_AFTER_1S) as verifier:
         assert (await verifier.verify(token)).sub == "grace"
         # Same kid, other key material: only a refetch (here: the JWKS growing stale) can see it.
         jwks_server.keys[:] = [public_jwk(Ed25519PrivateKey.generate(), KID)]
-        await asyncio.sleep(1.1)
+        await asyncio.sleep(JWKS_STALE_WAIT)
         with pytest.raises(UnauthenticatedError) as refused:
             await verifier.verify(token)
 
@@ -158,13 +166,13 @@ async def test_a_cached_token_survives_a_refetch_that_keeps_its_key(
     database_url: str, jwks_server: JwksServer, tokens: TokenFactory
 ) -> None:
     token = tokens.ed25519("heidi")
-    async with open_verifier(
-        database_url, jwks_server, auth_jwks_cache_seconds=1, auth_jwks_min_refetch_seconds=0
-    ) as verifier:
+    async with open_verifier(database_url, jwks_server, **JWKS_STALE_AFTER_1S) as verifier:
         first = await verifier.verify(token)
-        await asyncio.sleep(1.1)
+        await asyncio.sleep(JWKS_STALE_WAIT)
         again = await verifier.verify(token)
 
     # The refetched key is a new object: the token is checked once more against it, and passes.
     assert again == first
+    assert again is not first
+    assert len(verifier.cache) == 1
     assert jwks_server.requests == 2

@@ -54,6 +54,7 @@ async def test_a_delete_whose_purge_fails_leaves_the_task_as_it_was(
     # The tombstone and the purge of expired ones are one transaction (TaskService.delete): if
     # the purge fails, the delete is undone too, and the client's retry starts from a clean state.
     task = await make_task(session, owner_id, title="Must survive")
+    version = task.version
     expired = await make_task(session, other_owner_id, title="Deleted long ago")
     await make_expired_tombstone(connection, expired.id)
     # Any row the purge tries to remove makes it fail (inside the test's transaction only).
@@ -76,5 +77,5 @@ async def test_a_delete_whose_purge_fails_leaves_the_task_as_it_was(
     row = await read_row(session, task.id)
     assert row is not None
     assert row.deleted_at is None
-    assert row.version == task.version
+    assert row.version == version
     assert await read_row(session, expired.id) is not None

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, SmallInteger, Text, text
+from sqlalchemy import Column, DateTime, Index, SmallInteger, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -32,3 +32,7 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
     )
+
+
+# The table itself, for statements (see tasks.models.tasks_table on why not the ORM attributes).
+idempotency_keys_table: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]

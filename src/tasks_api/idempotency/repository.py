@@ -10,11 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, insert, literal_column, select
-from sqlmodel import col
 
 from tasks_api.database import Statements
-from tasks_api.idempotency.models import IdempotencyKey
+from tasks_api.idempotency.models import idempotency_keys_table
 
+_keys = idempotency_keys_table
+_c = _keys.c
 # Expired rows removed per stored key, at most: a create stays fast whatever the backlog, and
 # keys are stored far more often than a batch expires, so the backlog drains.
 PURGE_BATCH = 100
@@ -31,7 +32,7 @@ class StoredKey:
 
 
 def _expired(ttl: timedelta) -> ColumnElement[bool]:
-    return col(IdempotencyKey.created_at) < func.now() - ttl
+    return _c.created_at < func.now() - ttl
 
 
 class IdempotencyRepository:
@@ -42,7 +43,7 @@ class IdempotencyRepository:
         self._owner_id = owner_id
 
     def _owned(self, key: str) -> list[ColumnElement[bool]]:
-        return [col(IdempotencyKey.user_id) == self._owner_id, col(IdempotencyKey.key) == key]
+        return [_c.user_id == self._owner_id, _c.key == key]
 
     async def try_lock(self, key: str) -> bool:
         """Take the transaction's advisory lock on this owner's key, without waiting.
@@ -61,10 +62,10 @@ class IdempotencyRepository:
 
     async def find(self, key: str, ttl: timedelta) -> StoredKey | None:
         statement = select(
-            col(IdempotencyKey.fingerprint),
-            col(IdempotencyKey.status_code),
-            col(IdempotencyKey.response_body),
-            col(IdempotencyKey.response_headers),
+            _c.fingerprint,
+            _c.status_code,
+            _c.response_body,
+            _c.response_headers,
             _expired(ttl).label("expired"),
         ).where(*self._owned(key))
         found = (await self._database.execute(statement)).one_or_none()
@@ -79,7 +80,7 @@ class IdempotencyRepository:
         )
 
     async def delete(self, key: str) -> None:
-        await self._database.execute(delete(IdempotencyKey).where(*self._owned(key)))
+        await self._database.execute(delete(_keys).where(*self._owned(key)))
 
     async def add(
         self,
@@ -93,7 +94,7 @@ class IdempotencyRepository:
         """Store the response; `created_at` is the database's `now()`. A second row for the same
         key is an IntegrityError, which the caller's advisory lock rules out."""
         await self._database.execute(
-            insert(IdempotencyKey).values(
+            insert(_keys).values(
                 user_id=self._owner_id,
                 key=key,
                 fingerprint=fingerprint,
@@ -115,10 +116,10 @@ class IdempotencyRepository:
         ctid: ColumnElement[Any] = literal_column("ctid")
         batch = (
             select(ctid)
-            .select_from(IdempotencyKey)
+            .select_from(_keys)
             .where(_expired(ttl))
-            .order_by(col(IdempotencyKey.created_at))
+            .order_by(_c.created_at)
             .limit(PURGE_BATCH)
             .with_for_update(skip_locked=True)
         )
-        await self._database.execute(delete(IdempotencyKey).where(ctid.in_(batch)))
+        await self._database.execute(delete(_keys).where(ctid.in_(batch)))

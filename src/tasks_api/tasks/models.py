@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     SmallInteger,
+    Table,
     Text,
     TypeDecorator,
     literal_column,
@@ -123,6 +124,11 @@ class Task(SQLModel, table=True):
     deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
+# The table itself, for statements: built from its columns rather than the class's ORM attributes,
+# a statement compiles without the ORM's compile step, a cost paid on every execution.
+tasks_table: Table = Task.__table__  # type: ignore[attr-defined]
+
+
 class TaskRecord(Protocol):
     """A row of `tasks` as the repository returns it (a SQLAlchemy Core row): the columns above
     and `deleted`, read-only, by name. The service and the router read tasks only through this."""
@@ -164,6 +170,4 @@ def no_due_date_sorts_as(descending: bool) -> ColumnElement[datetime]:
 
 def due_date_sort_key(descending: bool) -> ColumnElement[datetime]:
     """The due-date sort expression, the same SQL as its index, so the planner uses it."""
-    # The table's column, not the ORM attribute: see the repository on why statements use those.
-    due_date = Task.__table__.c.due_date  # type: ignore[attr-defined]
-    return func.coalesce(due_date, no_due_date_sorts_as(descending))
+    return func.coalesce(tasks_table.c.due_date, no_due_date_sorts_as(descending))

@@ -5,7 +5,7 @@ excludes them, so to the rest of the service a deleted task is a missing one.
 
 Statements run through SQLAlchemy Core (`database.Statements`) and return rows (`TaskRecord`):
 no ORM session, so no identity map or per-object state on the hot path. `Task` still defines the
-table and the columns the statements are built from.
+table; statements are built from its columns (`tasks_table`).
 
 Timestamps come from the database clock (`statement_timestamp()`, when the writing statement
 started): one clock for every process and replica, which delta sync relies on (see `sync_point`).
@@ -22,7 +22,6 @@ import uuid6
 from sqlalchemy import (
     Boolean,
     ColumnElement,
-    Table,
     and_,
     bindparam,
     case,
@@ -45,10 +44,10 @@ from tasks_api.conditional_requests import VersionCondition
 from tasks_api.database import Statements
 from tasks_api.tasks.models import (
     Priority,
-    Task,
     TaskRecord,
     due_date_sort_key,
     no_due_date_sorts_as,
+    tasks_table,
 )
 
 
@@ -57,10 +56,7 @@ def _now() -> ColumnElement[datetime]:
     return func.statement_timestamp()
 
 
-# Statements are built from the table's columns, not the ORM class's attributes: an ORM
-# attribute makes SQLAlchemy prepare each statement through the ORM's compile step, a cost on
-# every execution that plain Core statements do not have.
-_tasks: Table = Task.__table__  # type: ignore[attr-defined]
+_tasks = tasks_table
 _c = _tasks.c
 # Every column in the table's order, and `deleted`: what reads select and writes return. With
 # `deleted` in the row, a row converts to its response (a task or a tombstone) by its attributes
@@ -283,7 +279,7 @@ def _sort_expression(sort: SortKey, descending: bool) -> ColumnElement[Any]:
     return _SORT_COLUMNS[sort]
 
 
-# The plain columns; `.expression` is the Core column that comparisons and ORDER BY take.
+# The plain columns of the other sort keys.
 _SORT_COLUMNS: dict[SortKey, ColumnElement[Any]] = {
     key: _c[key.value] for key in SortKey if key is not SortKey.DUE_DATE
 }

@@ -52,10 +52,10 @@ def _task_response(response: Response, task: TaskRecord) -> TaskResponse:
     return TaskResponse.model_validate(task)
 
 
-# A page of rows to its JSON in two calls into pydantic-core. Validating 50 rows one model at a
-# time and having FastAPI check the list again before dumping it cost more than the query did
-# (bench/RESULTS.md); so did reading each row's columns as attributes instead of from a dict,
-# and trying both members of the union on pages that hold no tombstone.
+# A page of rows to its JSON in two calls into pydantic-core, instead of 50 model_validate calls
+# and FastAPI checking the list again. Rows go in as dicts (reading a row's columns as attributes
+# was slower), and the union is tried only on pages that hold a tombstone: 237 us instead of
+# 622 us to validate 50 rows in a micro-timing (bench/RESULTS.md).
 _TASK_PAGE: TypeAdapter[list[TaskResponse]] = TypeAdapter(list[TaskResponse])
 # A delta sync's page may mix tasks and tombstones: `deleted` (the union's literal) picks.
 _CHANGES_PAGE: TypeAdapter[list[TaskChange]] = TypeAdapter(list[TaskChange])
