@@ -218,11 +218,16 @@ class RequestDatabase:
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None, /
     ) -> Result[Any]:
-        if self._transaction is not None:
-            return await self._transaction.execute(statement, parameters)
-        # The result is buffered (asyncpg reads every row), so it outlives the connection.
-        async with self._connections.statement() as connection:
-            return await connection.execute(statement, parameters)
+        try:
+            if self._transaction is not None:
+                return await self._transaction.execute(statement, parameters)
+            # The result is buffered (asyncpg reads every row), so it outlives the connection.
+            async with self._connections.statement() as connection:
+                return await connection.execute(statement, parameters)
+        except Exception as error:
+            if is_database_unavailable(error):
+                raise _unavailable(error) from error
+            raise
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[None]:
@@ -231,33 +236,41 @@ class RequestDatabase:
         if self._transaction is not None:
             yield
             return
-        async with self._connections.transaction() as connection:
-            self._transaction = connection
-            try:
-                yield
-            finally:
-                self._transaction = None
+        try:
+            async with self._connections.transaction() as connection:
+                self._transaction = connection
+                try:
+                    yield
+                finally:
+                    self._transaction = None
+        except Exception as error:
+            # Connecting, BEGIN or COMMIT; the block's own statements were seen by `execute`.
+            if is_database_unavailable(error):
+                raise _unavailable(error) from error
+            raise
 
 
-async def get_database(request: Request) -> AsyncIterator[RequestDatabase]:
-    """The request's `RequestDatabase`. A database that cannot be reached becomes a 503 problem,
-    whichever statement found out.
+def _unavailable(error: Exception) -> DatabaseUnavailableError:
+    """A database that cannot be reached, whichever statement found out: the 503 problem, which
+    the app's handlers answer inside the middleware (so it keeps its request id and CORS
+    headers)."""
+    logger.warning("database unavailable: %s", type(error).__name__)
+    return DatabaseUnavailableError(
+        "The database is not reachable right now. Please retry shortly."
+    )
+
+
+async def get_database(request: Request) -> RequestDatabase:
+    """The request's `RequestDatabase`.
 
     SQLAlchemy Core, not an ORM session: the repositories write their own statements and read
     rows, so an identity map, unit of work and instance state would only add cost to every
-    request (they showed all over a profile of the session-based version).
+    request (they showed all over a profile of the session-based version). A plain function, not
+    a generator with the 503 translation around the request: FastAPI runs a generator dependency
+    through an exit stack, a cost every task request paid (bench/RESULTS.md); nothing is left to
+    clean up, since each statement gives its connection back.
     """
-    try:
-        yield RequestDatabase(request.app.state.connections)
-    except Exception as error:
-        if not is_database_unavailable(error):
-            raise
-        logger.warning("database unavailable: %s", type(error).__name__)
-        raise DatabaseUnavailableError(
-            "The database is not reachable right now. Please retry shortly."
-        ) from error
+    return RequestDatabase(request.app.state.connections)
 
 
-# Function scope: the dependency's exit (the 503 translation) runs before the response is sent.
-# Always use this alias (the scope is part of the cache key).
-DatabaseDep = Annotated[RequestDatabase, Depends(get_database, scope="function")]
+DatabaseDep = Annotated[RequestDatabase, Depends(get_database)]

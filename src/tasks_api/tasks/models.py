@@ -1,6 +1,7 @@
 """The `tasks` table."""
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -161,7 +162,10 @@ class TaskRecord(Protocol):
     def deleted_at(self) -> datetime | None: ...
     @property
     def deleted(self) -> bool: ...  # deleted_at IS NOT NULL, computed by the statement
-    def _asdict(self) -> dict[str, Any]: ...  # every column by name (Row._asdict)
+    # A Row is also a tuple of its values, in the order of its column names.
+    @property
+    def _fields(self) -> tuple[str, ...]: ...
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 def no_due_date_sorts_as(descending: bool) -> ColumnElement[datetime]:
