@@ -9,16 +9,17 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
-from sqlalchemy import make_url
+from sqlalchemy import Executable, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -175,7 +176,14 @@ async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[htt
         async with connection.begin_nested():
             yield connection
 
-    async with serving(app, connections=Connections(savepoint, savepoint)) as client:
+    async def run_in_savepoint(
+        statement: Executable, parameters: Mapping[str, Any] | None
+    ) -> Result[Any]:
+        async with savepoint() as in_savepoint:
+            return await in_savepoint.execute(statement, parameters)
+
+    connections = Connections(run=run_in_savepoint, transaction=savepoint)
+    async with serving(app, connections=connections) as client:
         yield client
 
 
