@@ -11,24 +11,24 @@ Timestamps come from the database clock (`statement_timestamp()`, when the writi
 started): one clock for every process and replica, which delta sync relies on (see `sync_point`).
 """
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, cast
 
 import uuid6
 from sqlalchemy import (
     Boolean,
     ColumnElement,
-    and_,
+    Integer,
     bindparam,
     case,
     delete,
     func,
     insert,
-    literal,
     or_,
     text,
     tuple_,
@@ -38,7 +38,7 @@ from sqlalchemy import (
     select as core_select,
 )
 from sqlalchemy.engine import Result
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Select, Update
 
 from tasks_api.conditional_requests import VersionCondition
 from tasks_api.database import Statements
@@ -62,11 +62,14 @@ _c = _tasks.c
 # `deleted` in the row, a row converts to its response (a task or a tombstone) by its attributes
 # alone, and no attribute the response reads is missing from it.
 _COLUMNS = (*_tasks.columns, _c.deleted_at.is_not(None).label("deleted"))
-# The most frequent statement, built once with the owner and the id as bind parameters: its shape
-# never changes, so SQLAlchemy finds its compiled form without rebuilding and re-keying it.
-_GET_LIVE = core_select(*_COLUMNS).where(
-    _c.user_id == bindparam("owner_id"), _c.deleted_at.is_(None), _c.id == bindparam("task_id")
-)
+# Every statement is built once per shape, with the values as bind parameters (`owner_id` always),
+# and kept: building one through SQLAlchemy's expression language, then computing its cache key
+# to find the compiled form, cost more than running it (a write's profile showed almost half of its
+# time there). A statement object that is used again has its cache key already.
+_OWNED = _c.user_id == bindparam("owner_id")
+_OWNED_LIVE = (_OWNED, _c.deleted_at.is_(None))
+_THE_TASK = _c.id == bindparam("task_id")
+_GET_LIVE = core_select(*_COLUMNS).where(*_OWNED_LIVE, _THE_TASK)
 # The create, built once the same way: the writable fields, the new id and the owner are bind
 # parameters; the times come from the database clock.
 _completed = bindparam("completed", type_=Boolean)
@@ -127,12 +130,6 @@ class TaskRepository:
         self._database = database
         self._owner_id = owner_id
 
-    def _owned(self) -> ColumnElement[bool]:
-        return _c.user_id == self._owner_id
-
-    def _live(self) -> ColumnElement[bool]:
-        return and_(self._owned(), _c.deleted_at.is_(None))
-
     async def get(self, task_id: uuid.UUID) -> TaskRecord | None:
         parameters = {"owner_id": self._owner_id, "task_id": task_id}
         return _one_or_none(await self._database.execute(_GET_LIVE, parameters))
@@ -152,14 +149,24 @@ class TaskRepository:
         *,
         include_deleted: bool = False,
     ) -> Sequence[TaskRecord]:
-        key = _sort_expression(sort, descending)
-        # Tombstones are listed only in a delta sync that asks for them.
-        scope = self._owned() if include_deleted else self._live()
-        statement: Select[Any] = core_select(*_COLUMNS).where(scope, *_filter_conditions(filters))
+        parameters = {
+            "owner_id": self._owner_id,
+            "limit": limit,
+            **_filter_values(filters),
+        }
+        boundary = None
         if after is not None:
-            statement = statement.where(_after(key, descending, after))
-        statement = statement.order_by(*_order_by(key, descending)).limit(limit)
-        return cast(Sequence[TaskRecord], (await self._database.execute(statement)).all())
+            parameters["after_id"] = after.task_id
+            boundary = _Boundary.NO_DUE_DATE
+            if after.value is not None:
+                parameters["after_value"] = after.value
+                boundary = _Boundary.VALUE
+        statement = _page_statement(
+            sort, descending, frozenset(parameters) & _FILTER_NAMES, boundary, include_deleted
+        )
+        return cast(
+            Sequence[TaskRecord], (await self._database.execute(statement, parameters)).all()
+        )
 
     async def update(
         self,
@@ -173,14 +180,8 @@ class TaskRepository:
         A `completed` value also sets `completed_at`: kept when the task was already complete,
         stamped now when it becomes complete, cleared when it is reopened.
         """
-        changes: dict[str, Any] = dict(values)
-        if "completed" in changes:
-            changes["completed_at"] = (
-                case((_c.completed, _c.completed_at), else_=_now())
-                if changes["completed"]
-                else None
-            )
-        return await self._update_returning(task_id, changes, only_if)
+        statement = _write_statement(frozenset(values), _guarded(only_if))
+        return await self._update_returning(statement, task_id, only_if, values)
 
     async def set_completion(
         self,
@@ -196,18 +197,13 @@ class TaskRepository:
         """
         if completed is not None:
             return await self.update(task_id, {"completed": completed}, only_if=only_if)
-        # SET expressions read the row as it was before the UPDATE.
-        flipped = {
-            "completed": ~_c.completed,
-            "completed_at": case((_c.completed, None), else_=_now()),
-        }
-        return await self._update_returning(task_id, flipped, only_if)
+        return await self._update_returning(_FLIP[_guarded(only_if)], task_id, only_if)
 
     async def delete(
         self, task_id: uuid.UUID, *, only_if: VersionCondition | None = None
     ) -> TaskRecord | None:
         """Turn the task into a tombstone (a new version, stamped now); None if there was none."""
-        return await self._update_returning(task_id, {"deleted_at": _now()}, only_if)
+        return await self._update_returning(_TOMBSTONE[_guarded(only_if)], task_id, only_if)
 
     async def sync_point(self, overlap: timedelta) -> datetime:
         """The instant a delta sync can safely resume from: every change not yet visible to this
@@ -249,20 +245,15 @@ class TaskRepository:
 
     async def _update_returning(
         self,
+        statement: Update,
         task_id: uuid.UUID,
-        changes: Mapping[str, Any],
         only_if: VersionCondition | None,
+        values: Mapping[str, Any] | None = None,
     ) -> TaskRecord | None:
-        conditions = [self._live(), _c.id == task_id]
+        parameters = {"owner_id": self._owner_id, "task_id": task_id, **(values or {})}
         if only_if is not None and not only_if.any_version:
-            conditions.append(_c.version.in_(only_if.versions))
-        statement = (
-            update(_tasks)
-            .where(*conditions)
-            .values(**changes, version=_c.version + 1, updated_at=_now())
-            .returning(*_COLUMNS)
-        )
-        return _one_or_none(await self._database.execute(statement))
+            parameters["versions"] = sorted(only_if.versions)
+        return _one_or_none(await self._database.execute(statement, parameters))
 
 
 def _one_or_none(result: Result[Any]) -> TaskRecord | None:
@@ -285,32 +276,68 @@ _SORT_COLUMNS: dict[SortKey, ColumnElement[Any]] = {
 }
 
 
-def _filter_conditions(filters: TaskFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if filters.completed is not None:
-        conditions.append(_c.completed.is_(filters.completed))
-    if filters.priority is not None:
-        conditions.append(_c.priority == filters.priority)
-    if filters.due_before is not None:
-        conditions.append(_c.due_date < filters.due_before)
-    if filters.due_after is not None:
-        conditions.append(_c.due_date > filters.due_after)
-    if filters.updated_since is not None:
-        conditions.append(_c.updated_at > filters.updated_since)
+# The filters by the parameter each one binds, in TaskFilter's terms.
+_FILTER_CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "completed": _c.completed == bindparam("completed"),
+    "priority": _c.priority == bindparam("priority"),
+    "due_before": _c.due_date < bindparam("due_before"),
+    "due_after": _c.due_date > bindparam("due_after"),
+    "updated_since": _c.updated_at > bindparam("updated_since"),
+    # Case-insensitive substring of either text; the pattern escapes LIKE's wildcards.
+    "pattern": or_(
+        _c.title.ilike(bindparam("pattern"), escape="\\"),
+        _c.description.ilike(bindparam("pattern"), escape="\\"),
+    ),
+}
+_FILTER_NAMES = frozenset(_FILTER_CONDITIONS)
+
+
+def _filter_values(filters: TaskFilter) -> dict[str, Any]:
+    """The bind parameters of the filters that are set."""
+    values = {
+        name: getattr(filters, name)
+        for name in ("completed", "priority", "due_before", "due_after", "updated_since")
+        if getattr(filters, name) is not None
+    }
     if filters.search:
-        pattern = f"%{_escape_like(filters.search)}%"
-        conditions.append(
-            or_(
-                _c.title.ilike(pattern, escape="\\"),
-                _c.description.ilike(pattern, escape="\\"),
-            )
-        )
-    return conditions
+        values["pattern"] = f"%{_escape_like(filters.search)}%"
+    return values
 
 
 def _escape_like(text: str) -> str:
     """Make `%`, `_` and `\\` match themselves, so a search for "50%" means exactly that."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class _Boundary(Enum):
+    """Where a later page starts: after a sort value, or among the tasks without a due date."""
+
+    VALUE = "value"
+    NO_DUE_DATE = "no_due_date"
+
+
+@functools.lru_cache(maxsize=1024)  # 7 sorts x 2 orders x 64 filter sets x 3 starts x 2 scopes
+def _page_statement(
+    sort: SortKey,
+    descending: bool,
+    filters: frozenset[str],
+    boundary: _Boundary | None,
+    include_deleted: bool,
+) -> Select[Any]:
+    """A page's SELECT for one shape; binds `owner_id`, `limit`, the filters' values and, past
+    the first page, `after_id` (and `after_value`)."""
+    key = _sort_expression(sort, descending)
+    # Tombstones are listed only in a delta sync that asks for them.
+    scope = (_OWNED,) if include_deleted else _OWNED_LIVE
+    conditions = [_FILTER_CONDITIONS[name] for name in sorted(filters)]
+    if boundary is not None:
+        conditions.append(_after(key, descending, boundary))
+    return (
+        core_select(*_COLUMNS)
+        .where(*scope, *conditions)
+        .order_by(*_order_by(key, descending))
+        .limit(bindparam("limit", type_=Integer))
+    )
 
 
 def _order_by(key: ColumnElement[Any], descending: bool) -> list[ColumnElement[Any]]:
@@ -320,10 +347,55 @@ def _order_by(key: ColumnElement[Any], descending: bool) -> list[ColumnElement[A
     return [key.asc(), _c.id.asc()]
 
 
-def _after(key: ColumnElement[Any], descending: bool, after: Keyset) -> ColumnElement[bool]:
-    if after.value is None:
+def _after(key: ColumnElement[Any], descending: bool, boundary: _Boundary) -> ColumnElement[bool]:
+    if boundary is _Boundary.NO_DUE_DATE:
         boundary_value: ColumnElement[Any] = no_due_date_sorts_as(descending)
     else:
-        boundary_value = literal(after.value, key.type)
-    row, boundary = tuple_(key, _c.id), tuple_(boundary_value, literal(after.task_id))
-    return row < boundary if descending else row > boundary
+        boundary_value = bindparam("after_value", type_=key.type)
+    row = tuple_(key, _c.id)
+    start = tuple_(boundary_value, bindparam("after_id", type_=_c.id.type))
+    return row < start if descending else row > start
+
+
+def _guarded(only_if: VersionCondition | None) -> bool:
+    """Whether the write carries a version condition (If-Match with tags, not `*`)."""
+    return only_if is not None and not only_if.any_version
+
+
+def _changing(values: Mapping[str, Any], guarded: bool) -> Update:
+    """An UPDATE of the owner's live task `task_id` (and, when guarded, at one of `versions`)
+    that bumps `version` and `updated_at` and returns the row."""
+    conditions = [*_OWNED_LIVE, _THE_TASK]
+    if guarded:
+        conditions.append(_c.version.in_(bindparam("versions", expanding=True)))
+    return (
+        update(_tasks)
+        .where(*conditions)
+        .values(**values, version=_c.version + 1, updated_at=_now())
+        .returning(*_COLUMNS)
+    )
+
+
+@functools.lru_cache(maxsize=256)  # 2^6 sets of writable fields x guarded or not
+def _write_statement(fields: frozenset[str], guarded: bool) -> Update:
+    """The UPDATE writing `fields`, each from the bind parameter of its name."""
+    values: dict[str, Any] = {name: bindparam(name, type_=_c[name].type) for name in fields}
+    if "completed" in fields:
+        # Kept when already complete, stamped now when it becomes complete, cleared when it is
+        # reopened: one expression for either value, so one statement per set of fields.
+        values["completed_at"] = case(
+            (values["completed"], case((_c.completed, _c.completed_at), else_=_now())),
+            else_=None,
+        )
+    return _changing(values, guarded)
+
+
+# SET expressions read the row as it was before the UPDATE.
+_FLIP = {
+    guarded: _changing(
+        {"completed": ~_c.completed, "completed_at": case((_c.completed, None), else_=_now())},
+        guarded,
+    )
+    for guarded in (False, True)
+}
+_TOMBSTONE = {guarded: _changing({"deleted_at": _now()}, guarded) for guarded in (False, True)}
