@@ -26,6 +26,28 @@ async def get_token_claims(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenClaims:
+    return await _authenticate(request, credentials)
+
+
+CurrentClaims = Annotated[TokenClaims, Depends(get_token_claims)]
+
+
+async def get_current_user_id(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> UserId:
+    # Straight from the credentials rather than through CurrentClaims: one dependency fewer
+    # for FastAPI to solve on every task request. A route takes one of the two, never both
+    # (each verifies, and counts against the rate limit).
+    return UserId((await _authenticate(request, credentials)).sub)
+
+
+CurrentUserId = Annotated[UserId, Depends(get_current_user_id)]
+
+
+async def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> TokenClaims:
     limiter: RateLimiter | None = request.app.state.rate_limiter
     try:
         claims = await _verify(request, credentials)
@@ -84,16 +106,6 @@ async def _verify(
         )
     verifier: TokenVerifier = request.app.state.token_verifier
     return await verifier.verify(credentials.credentials)
-
-
-CurrentClaims = Annotated[TokenClaims, Depends(get_token_claims)]
-
-
-async def get_current_user_id(claims: CurrentClaims) -> UserId:
-    return UserId(claims.sub)
-
-
-CurrentUserId = Annotated[UserId, Depends(get_current_user_id)]
 
 
 async def require_path_user(

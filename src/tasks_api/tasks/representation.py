@@ -29,6 +29,12 @@ def task_json(task: TaskRecord) -> bytes:
     return orjson.dumps(_entry(dict(zip(task._fields, task, strict=True))), option=_OPTIONS)
 
 
+def task_document(task: TaskRecord) -> dict[str, Any]:
+    """One live task as JSON-ready data (what an idempotent create stores): `task_json`, parsed."""
+    document: dict[str, Any] = orjson.loads(task_json(task))
+    return document
+
+
 def page_json(tasks: Sequence[TaskRecord]) -> bytes:
     """A list page: live tasks as `TaskResponse`, deleted ones (delta sync) as `TaskTombstone`."""
     if not tasks:

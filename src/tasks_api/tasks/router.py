@@ -3,8 +3,8 @@
 import uuid
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 
 from tasks_api.conditional_requests import entity_tag
 from tasks_api.idempotency.dependencies import (
@@ -16,7 +16,7 @@ from tasks_api.idempotency.service import StoredResponse
 from tasks_api.problem_details import problem_responses
 from tasks_api.tasks.dependencies import ReadConditionDep, TaskServiceDep, WritePreconditionDep
 from tasks_api.tasks.models import TaskRecord
-from tasks_api.tasks.representation import page_json, task_json
+from tasks_api.tasks.representation import page_json, task_document, task_json
 from tasks_api.tasks.schemas import (
     CompletionChange,
     TaskChange,
@@ -124,15 +124,16 @@ async def create_task(
     tasks: TaskServiceDep,
     idempotency: IdempotencyServiceDep,
     idempotency_key: IdempotencyKeyHeader,
-) -> JSONResponse:
+) -> Response:
     """Create a task owned by the caller, only once per Idempotency-Key if you send one."""
 
     async def create() -> StoredResponse:
         task = await tasks.create(data)
-        location = str(request.url_for("get_task", task_id=task.id))
+        # The task's URL at /api/tasks, for either mount (url_for would try every route).
+        location = f"{str(request.base_url).rstrip('/')}{PREFIX}/{task.id}"
         return StoredResponse(
             status.HTTP_201_CREATED,
-            TaskResponse.model_validate(task).model_dump(mode="json"),
+            task_document(task),
             {"Location": location, "ETag": entity_tag(task.version)},
         )
 
@@ -141,8 +142,11 @@ async def create_task(
     if result.replayed:
         headers[REPLAYED_HEADER] = "true"
     # The JSON as stored rather than a model to serialise, so a replay is the first response.
-    return JSONResponse(
-        result.response.body, status_code=result.response.status_code, headers=headers
+    return Response(
+        orjson.dumps(result.response.body),
+        status_code=result.response.status_code,
+        headers=headers,
+        media_type="application/json",
     )
 
 
