@@ -1,7 +1,6 @@
 """The `tasks` table."""
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -165,7 +164,7 @@ class TaskRecord(Protocol):
     # A Row is also a tuple of its values, in the order of its column names.
     @property
     def _fields(self) -> tuple[str, ...]: ...
-    def __iter__(self) -> Iterator[Any]: ...
+    def __getitem__(self, position: int) -> Any: ...
 
 
 def no_due_date_sorts_as(descending: bool) -> ColumnElement[datetime]:

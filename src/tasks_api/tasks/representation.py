@@ -9,7 +9,9 @@ UTC times ending in `Z`); tests/tasks/test_representation.py holds the two byte-
 every shape.
 """
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -24,9 +26,31 @@ _TOMBSTONE_FIELDS = tuple(TaskTombstone.model_fields)
 _OPTIONS = orjson.OPT_UTC_Z
 
 
+def _text(value: object) -> str:
+    # orjson's fallback for a type it does not know. Of a row's values only asyncpg's own UUID
+    # class gets here, and becomes its canonical text; text, numbers, booleans, times and the
+    # priority enum orjson writes itself, as pydantic does.
+    return str(value)
+
+
+@functools.cache  # one entry per column list (the repository selects one)
+def _entry_maker(columns: tuple[str, ...]) -> Callable[[TaskRecord], dict[str, Any]]:
+    """A row's JSON object: its values picked by position, under the model's field names."""
+    live_values = itemgetter(*(columns.index(name) for name in _TASK_FIELDS))
+    tombstone_values = itemgetter(*(columns.index(name) for name in _TOMBSTONE_FIELDS))
+    deleted = columns.index("deleted")
+
+    def entry(row: TaskRecord) -> dict[str, Any]:
+        if row[deleted]:
+            return dict(zip(_TOMBSTONE_FIELDS, tombstone_values(row), strict=True))
+        return dict(zip(_TASK_FIELDS, live_values(row), strict=True))
+
+    return entry
+
+
 def task_json(task: TaskRecord) -> bytes:
     """One live task, as `TaskResponse`."""
-    return orjson.dumps(_entry(dict(zip(task._fields, task, strict=True))), option=_OPTIONS)
+    return orjson.dumps(_entry_maker(task._fields)(task), default=_text, option=_OPTIONS)
 
 
 def task_document(task: TaskRecord) -> dict[str, Any]:
@@ -39,13 +63,5 @@ def page_json(tasks: Sequence[TaskRecord]) -> bytes:
     """A list page: live tasks as `TaskResponse`, deleted ones (delta sync) as `TaskTombstone`."""
     if not tasks:
         return b"[]"
-    names = tasks[0]._fields  # the same for every row of a result; asking per row costs
-    entries = [_entry(dict(zip(names, task, strict=True))) for task in tasks]
-    return orjson.dumps(entries, option=_OPTIONS)
-
-
-def _entry(row: dict[str, Any]) -> dict[str, Any]:
-    # asyncpg's own UUID class, which orjson does not know, becomes its canonical text.
-    row["id"] = str(row["id"])
-    fields = _TOMBSTONE_FIELDS if row["deleted"] else _TASK_FIELDS
-    return {name: row[name] for name in fields}
+    entry = _entry_maker(tasks[0]._fields)  # the same for every row of a result
+    return orjson.dumps([entry(task) for task in tasks], default=_text, option=_OPTIONS)
