@@ -24,11 +24,11 @@ from pathlib import Path
 # Parts of a request, by a substring of a frame of the function that does that work (py-spy
 # frames read `function (path/to/module.py:line)`).
 PARTS = {
-    "auth: get_token_claims": "get_token_claims (",
+    "auth: verifying the credentials": "_authenticate (",
     "dependencies: FastAPI's solve_dependencies": "solve_dependencies (",
     "SQL statements: TaskRepository": "tasks/repository.py",
     "statements on connections: RequestDatabase.execute": "RequestDatabase.execute (",
-    "JSON out: TypeAdapter.dump_json": "dump_json (",
+    "JSON out: tasks/representation.py": "tasks/representation.py",
 }
 SAMPLE_RATE = 250  # per second: enough samples in a few seconds, little extra load
 TOP_OWN = 15

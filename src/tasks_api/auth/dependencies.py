@@ -37,8 +37,9 @@ async def get_current_user_id(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> UserId:
     # Straight from the credentials rather than through CurrentClaims: one dependency fewer
-    # for FastAPI to solve on every task request. A route takes one of the two, never both
-    # (each verifies, and counts against the rate limit).
+    # for FastAPI to solve on every task request. A route takes one of the two, never both:
+    # each verifies and counts against the rate limit, and tests/test_rate_limits.py expects
+    # one hit per request.
     return UserId((await _authenticate(request, credentials)).sub)
 
 

@@ -62,10 +62,11 @@ _c = _tasks.c
 # `deleted` in the row, a row converts to its response (a task or a tombstone) by its attributes
 # alone, and no attribute the response reads is missing from it.
 _COLUMNS = (*_tasks.columns, _c.deleted_at.is_not(None).label("deleted"))
-# Every statement is built once per shape, with the values as bind parameters (`owner_id` always),
-# and kept: building one through SQLAlchemy's expression language, then computing its cache key
-# to find the compiled form, cost more than running it (a write's profile showed almost half of its
-# time there). A statement object that is used again has its cache key already.
+# The task routes' statements are built once per shape, with the values as bind parameters
+# (`owner_id` always), and kept: building one through SQLAlchemy's expression language, then
+# computing its cache key to find the compiled form, cost more than running it (a write's profile
+# showed almost half of its time there). A statement object used again has its cache key already.
+# The maintenance statements (`sync_point`, `purge_tombstones`) run rarely and are built per call.
 _OWNED = _c.user_id == bindparam("owner_id")
 _OWNED_LIVE = (_OWNED, _c.deleted_at.is_(None))
 _THE_TASK = _c.id == bindparam("task_id")
@@ -180,8 +181,9 @@ class TaskRepository:
         A `completed` value also sets `completed_at`: kept when the task was already complete,
         stamped now when it becomes complete, cleared when it is reopened.
         """
-        statement = _write_statement(frozenset(values), _guarded(only_if))
-        return await self._update_returning(statement, task_id, only_if, values)
+        versions = _required_versions(only_if)
+        statement = _write_statement(frozenset(values), versions is not None)
+        return await self._update_returning(statement, task_id, versions, values)
 
     async def set_completion(
         self,
@@ -197,13 +199,15 @@ class TaskRepository:
         """
         if completed is not None:
             return await self.update(task_id, {"completed": completed}, only_if=only_if)
-        return await self._update_returning(_FLIP[_guarded(only_if)], task_id, only_if)
+        versions = _required_versions(only_if)
+        return await self._update_returning(_FLIP[versions is not None], task_id, versions)
 
     async def delete(
         self, task_id: uuid.UUID, *, only_if: VersionCondition | None = None
     ) -> TaskRecord | None:
         """Turn the task into a tombstone (a new version, stamped now); None if there was none."""
-        return await self._update_returning(_TOMBSTONE[_guarded(only_if)], task_id, only_if)
+        versions = _required_versions(only_if)
+        return await self._update_returning(_TOMBSTONE[versions is not None], task_id, versions)
 
     async def sync_point(self, overlap: timedelta) -> datetime:
         """The instant a delta sync can safely resume from: every change not yet visible to this
@@ -247,12 +251,14 @@ class TaskRepository:
         self,
         statement: Update,
         task_id: uuid.UUID,
-        only_if: VersionCondition | None,
+        versions: frozenset[int] | None,
         values: Mapping[str, Any] | None = None,
     ) -> TaskRecord | None:
-        parameters = {"owner_id": self._owner_id, "task_id": task_id, **(values or {})}
-        if only_if is not None and not only_if.any_version:
-            parameters["versions"] = sorted(only_if.versions)
+        """Run an UPDATE built by `_changing`, guarded exactly when `versions` is given."""
+        # The owner and the task last, so that no written value can stand in for them.
+        parameters = {**(values or {}), "owner_id": self._owner_id, "task_id": task_id}
+        if versions is not None:
+            parameters["versions"] = sorted(versions)
         return _one_or_none(await self._database.execute(statement, parameters))
 
 
@@ -316,7 +322,9 @@ class _Boundary(Enum):
     NO_DUE_DATE = "no_due_date"
 
 
-@functools.lru_cache(maxsize=1024)  # 7 sorts x 2 orders x 64 filter sets x 3 starts x 2 scopes
+# 6 sorts x 2 orders x 64 filter sets x 3 starts x 2 scopes is 4608 shapes in theory; clients
+# use a handful, and a shape that fell out of the cache is only built again.
+@functools.lru_cache(maxsize=1024)
 def _page_statement(
     sort: SortKey,
     descending: bool,
@@ -357,9 +365,12 @@ def _after(key: ColumnElement[Any], descending: bool, boundary: _Boundary) -> Co
     return row < start if descending else row > start
 
 
-def _guarded(only_if: VersionCondition | None) -> bool:
-    """Whether the write carries a version condition (If-Match with tags, not `*`)."""
-    return only_if is not None and not only_if.any_version
+def _required_versions(only_if: VersionCondition | None) -> frozenset[int] | None:
+    """The versions a write must find (If-Match with tags), or None when any will do (no
+    If-Match, or `*`: the task must exist, which every UPDATE here requires anyway)."""
+    if only_if is None or only_if.any_version:
+        return None
+    return only_if.versions
 
 
 def _changing(values: Mapping[str, Any], guarded: bool) -> Update:

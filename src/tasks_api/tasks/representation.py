@@ -4,9 +4,9 @@
 routes declare them. The rows come from our own table, whose columns and constraints already hold
 every value to those types, so validating each row again only to write it out bought nothing:
 on a list page that, and pydantic's writing of 50 models, was the largest single cost a profile
-showed (bench/RESULTS.md). orjson writes the same bytes pydantic would (UUIDs and enums as strings,
-UTC times ending in `Z`); tests/tasks/test_representation.py holds the two byte-equal for rows of
-every shape.
+showed (commit d468817; bench/RESULTS.md has the before and after). orjson writes the same bytes
+pydantic would (UUIDs and enums as strings, UTC times ending in `Z`);
+tests/tasks/test_representation.py holds the two byte-equal for rows of every shape.
 """
 
 import functools
@@ -54,7 +54,8 @@ def task_json(task: TaskRecord) -> bytes:
 
 
 def task_document(task: TaskRecord) -> dict[str, Any]:
-    """One live task as JSON-ready data (what an idempotent create stores): `task_json`, parsed."""
+    """One live task as JSON-ready data: `task_json`, parsed. An idempotent create stores its
+    response body in a JSONB column, which takes data rather than bytes."""
     document: dict[str, Any] = orjson.loads(task_json(task))
     return document
 
