@@ -52,7 +52,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
+        engine = create_engine(settings, for_requests=True)
         async with httpx.AsyncClient(
             transport=jwks_transport, timeout=settings.auth_jwks_timeout_seconds
         ) as http_client:
