@@ -15,35 +15,37 @@ from tasks_api.rate_limits import STATE_KEY, RateLimiter, RateLimitStatus
 
 UserId = NewType("UserId", str)
 
-# auto_error=False: a missing header becomes our 401 problem, not FastAPI's 403.
-_bearer = HTTPBearer(
-    auto_error=False,
-    description="The JWT from Better-Auth's GET /api/auth/token (dev: `tasks-api token`).",
-)
+_SCHEME = "HTTPBearer"  # the security scheme's name in the OpenAPI document
+_DESCRIPTION = "The JWT from Better-Auth's GET /api/auth/token (dev: `tasks-api token`)."
 
 
-async def get_token_claims(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> TokenClaims:
-    return await _authenticate(request, credentials)
+class _VerifiedBearer(HTTPBearer):
+    """FastAPI's HTTPBearer, which reads the credentials and documents the scheme in OpenAPI,
+    with the verification in the same call: one dependency for FastAPI to solve instead of two
+    on every request (about 10 us each, measured on a bare route).
+
+    auto_error=False: a missing header becomes our 401 problem, not FastAPI's 403.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(scheme_name=_SCHEME, description=_DESCRIPTION, auto_error=False)
+
+    # Returns the verified claims where HTTPBearer returns the raw credentials.
+    async def __call__(self, request: Request) -> TokenClaims:  # type: ignore[override]
+        return await _authenticate(request, await super().__call__(request))
 
 
-CurrentClaims = Annotated[TokenClaims, Depends(get_token_claims)]
+class _VerifiedBearerUser(_VerifiedBearer):
+    """The same, handing the route only the user id (`sub`)."""
+
+    async def __call__(self, request: Request) -> UserId:  # type: ignore[override]
+        return UserId((await super().__call__(request)).sub)
 
 
-async def get_current_user_id(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> UserId:
-    # Straight from the credentials rather than through CurrentClaims: one dependency fewer
-    # for FastAPI to solve on every task request. A route takes one of the two, never both:
-    # each verifies and counts against the rate limit, and tests/test_rate_limits.py expects
-    # one hit per request.
-    return UserId((await _authenticate(request, credentials)).sub)
-
-
-CurrentUserId = Annotated[UserId, Depends(get_current_user_id)]
+# A route takes one of the two, never both: each verifies and counts against the rate limit, and
+# tests/test_rate_limits.py expects one hit per request.
+CurrentClaims = Annotated[TokenClaims, Depends(_VerifiedBearer())]
+CurrentUserId = Annotated[UserId, Depends(_VerifiedBearerUser())]
 
 
 async def _authenticate(
