@@ -6,12 +6,12 @@ filter, `deleted_at IS NULL`, keyset row comparison and LIMIT n+1, writes with R
 as one UPDATE), so both use the same indexes and plans. The JSON bodies have the same fields in the
 same order, byte for byte (`bench.checks` checks this before anything is measured).
 
-What it leaves out is what the ratio measures: FastAPI's dependency injection and validation,
-pydantic models, SQLAlchemy's ORM, the middleware (request id, size limits, CORS), an explicit
-BEGIN/COMMIT around each request (here every statement runs in its own implicit transaction) and
-the pool's pre-ping. Only the endpoints and parameters the benchmark uses are served: list (sorted
-by created_at or due_date; status, priority, limit, cursor), get, create, patch, toggle, /health,
-/api/me.
+What it leaves out is what the ratio measures: FastAPI's routing, dependency injection and
+validation, pydantic models, SQLAlchemy between the code and asyncpg (the service uses its Core,
+with prebuilt statements), and the middleware (request id, size limits, CORS). Like the service,
+every statement runs in a transaction of its own (autocommit). Only the endpoints and parameters
+the benchmark uses are served: list (sorted by created_at or due_date; status, priority, limit,
+cursor), get, create, patch, toggle, /health, /api/me.
 
 Configured from the same environment variables as the service (DATABASE_URL, AUTH_JWKS_URL or
 BETTER_AUTH_SECRET, AUTH_ISSUER, AUTH_AUDIENCE, AUTH_LEEWAY_SECONDS, DB_POOL_SIZE,
