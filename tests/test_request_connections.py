@@ -1,7 +1,8 @@
 """The connections requests run their statements on (`database.Connections`), built as the app
-builds them: a single statement commits on its own, and an atomic block is one transaction at
-READ COMMITTED that lands whole or not at all. The PgBouncer leg of CI runs these through
-PgBouncer, where every statement gets a transaction of its own instead of autocommit.
+builds them (`create_request_engine`): a single statement commits on its own, and an atomic
+block is one transaction at READ COMMITTED that lands whole or not at all. The PgBouncer leg of
+CI runs these through PgBouncer, where every statement gets a transaction of its own instead of
+autocommit.
 """
 
 import uuid
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from tasks_api.config import Settings
-from tasks_api.database import Connections, RequestDatabase, create_engine
+from tasks_api.database import RequestDatabase, create_request_engine
 from tasks_api.tasks.models import Priority
 from tasks_api.tasks.repository import TaskRepository
 from tests.conftest import raw_connection
@@ -31,9 +32,9 @@ _NEW_TASK: dict[str, Any] = {
 async def database(settings: Settings) -> AsyncIterator[RequestDatabase]:
     # One pooled connection, so that every statement of a test runs on the same one.
     settings = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
-    engine = create_engine(settings, for_requests=True)
+    engine, connections = create_request_engine(settings)
     try:
-        yield RequestDatabase(Connections.for_engine(engine, settings))
+        yield RequestDatabase(connections)
     finally:
         await engine.dispose()
 

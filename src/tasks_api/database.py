@@ -88,24 +88,10 @@ def connect_args(settings: Settings) -> dict[str, Any]:
     return args
 
 
-def autocommits(settings: Settings) -> bool:
-    """Whether requests' single statements run without BEGIN and COMMIT: everywhere but behind
-    PgBouncer, where a statement needs a transaction of its own (see `Connections`)."""
-    return not settings.uses_pgbouncer
-
-
-def create_engine(settings: Settings, *, for_requests: bool = False) -> AsyncEngine:
-    """The engine and its pool. Connections open a transaction as usual (migrations, scripts,
-    tests), unless `for_requests` and `autocommits(settings)`: then each statement is a
-    transaction of its own, and `Connections.for_engine` asks for a transaction explicitly.
-
-    Autocommit is the engine's own level rather than an option set at each checkout because
-    setting it on the way out of the pool and back again on the way in cost about 80 us per
-    statement in a micro-timing of the GET's (most of it SQLAlchemy's reset on checkin).
-    """
-    options: dict[str, Any] = {}
-    if for_requests and autocommits(settings):
-        options["isolation_level"] = "AUTOCOMMIT"
+def create_engine(settings: Settings, **options: Any) -> AsyncEngine:
+    """The engine and its pool; its connections open transactions as usual (migrations, scripts,
+    tests). The app's engine comes from `create_request_engine`. `options`: more of
+    `create_async_engine`'s."""
     engine = create_async_engine(
         settings.database_target.url,
         connect_args=connect_args(settings),
@@ -165,8 +151,10 @@ class Connections:
     transaction: OpenConnection
 
     @classmethod
-    def for_engine(cls, engine: AsyncEngine, settings: Settings) -> "Connections":
-        """`engine`: from `create_engine(settings, for_requests=True)`."""
+    def _for_engine(
+        cls, engine: AsyncEngine, settings: Settings, *, autocommit: bool
+    ) -> "Connections":
+        """`autocommit`: whether `engine`'s own isolation level is AUTOCOMMIT."""
         queue = _FairQueue(
             settings.db_pool_size + settings.db_max_overflow, settings.db_pool_timeout_seconds
         )
@@ -174,7 +162,7 @@ class Connections:
             engine.sync_engine.begin
         )
         open_transaction = engine.begin
-        if autocommits(settings):
+        if autocommit:
             open_for_statement = engine.sync_engine.connect
             # A copy of the engine sharing its pool, whose checkout leaves autocommit for the
             # block (asyncpg: no round trip) and whose checkin returns to it. PostgreSQL's
@@ -199,6 +187,22 @@ class Connections:
                 queue.end_turn()
 
         return cls(run=run, transaction=queue.in_turn(open_transaction))
+
+
+def create_request_engine(settings: Settings) -> tuple[AsyncEngine, Connections]:
+    """The app's engine and the connections its requests take from it, built together because
+    the connections rely on the engine's level.
+
+    Not behind PgBouncer (see `Connections`), the level is AUTOCOMMIT: the engine's own rather
+    than an option set at each checkout, because setting it on the way out of the pool and back
+    on the way in cost about 80 us per statement in a micro-timing of the GET's (most of it
+    SQLAlchemy's reset on checkin).
+    """
+    if settings.uses_pgbouncer:
+        engine = create_engine(settings)
+        return engine, Connections._for_engine(engine, settings, autocommit=False)
+    engine = create_engine(settings, isolation_level="AUTOCOMMIT")
+    return engine, Connections._for_engine(engine, settings, autocommit=True)
 
 
 class _FairQueue:

@@ -17,7 +17,7 @@ from tasks_api.auth.dependencies import require_path_user
 from tasks_api.auth.development import with_development_secret
 from tasks_api.auth.tokens import JwksCache, TokenVerifier
 from tasks_api.config import Settings, get_settings
-from tasks_api.database import Connections, create_engine
+from tasks_api.database import create_request_engine
 from tasks_api.idempotency.dependencies import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
 from tasks_api.logging import configure_logging
 from tasks_api.metrics import Metrics, MetricsMiddleware
@@ -52,7 +52,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings, for_requests=True)
+        engine, connections = create_request_engine(settings)
         async with httpx.AsyncClient(
             transport=jwks_transport, timeout=settings.auth_jwks_timeout_seconds
         ) as http_client:
@@ -70,7 +70,7 @@ def create_app(
             app.state.engine = engine
             if metrics is not None:
                 metrics.watch_pool(engine)
-            app.state.connections = Connections.for_engine(engine, settings)
+            app.state.connections = connections
             app.state.token_verifier = TokenVerifier(settings, jwks)
             rate_limiter = (
                 RateLimiter.from_settings(settings) if settings.rate_limit_enabled else None
