@@ -9,7 +9,7 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tasks_api import embedded_postgres
 from tasks_api.config import Settings
-from tasks_api.database import Connections, create_engine
+from tasks_api.database import Connections, RequestDatabase, create_engine
 from tasks_api.main import create_app
 from tasks_api.migrations import upgrade_to_head
 from tests.asgi import serving
+from tests.statement_log import log_fetch
 from tests.tokens import HS256_SECRET, ISSUER, JWKS_URL, KID, JwksServer, TokenFactory, public_jwk
 
 
@@ -164,15 +165,13 @@ def app(settings: Settings, jwks_server: JwksServer) -> FastAPI:
     return create_app(settings, jwks_transport=jwks_server.transport)
 
 
-@pytest.fixture
-async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
-    """The app over ASGI, each request (read or write) in a savepoint of the test's rolled-back
-    transaction."""
+def savepoint_connections(connection: AsyncConnection) -> Connections:
+    """The app's connections as savepoints on the test's connection: each statement, and each
+    atomic block, is released when it succeeds and rolled back when it fails (the app's commit
+    and rollback), inside the test's rolled-back transaction."""
 
     @asynccontextmanager
     async def savepoint() -> AsyncIterator[AsyncConnection]:
-        # Released when the request succeeds, rolled back when it fails: the app's commit and
-        # rollback, inside the test's transaction.
         async with connection.begin_nested():
             yield connection
 
@@ -182,8 +181,28 @@ async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[htt
         async with savepoint() as in_savepoint:
             return await in_savepoint.execute(statement, parameters)
 
-    connections = Connections(run=run_in_savepoint, transaction=savepoint)
-    async with serving(app, connections=connections) as client:
+    async def fetch_in_savepoint(sql: str, arguments: Sequence[Any]) -> list[asyncpg.Record]:
+        # Compiled statements run on the asyncpg connection underneath, as in the app; the
+        # savepoint (and the test's transaction) is already open on it.
+        async with savepoint() as in_savepoint:
+            log_fetch(connection, sql, arguments)
+            raw = await in_savepoint.get_raw_connection()
+            records: list[asyncpg.Record] = await raw.driver_connection.fetch(sql, *arguments)
+            return records
+
+    return Connections(run=run_in_savepoint, fetch=fetch_in_savepoint, transaction=savepoint)
+
+
+def database_on(connection: AsyncConnection) -> RequestDatabase:
+    """A request's database on the test's connection, for repositories tested on their own."""
+    return RequestDatabase(savepoint_connections(connection))
+
+
+@pytest.fixture
+async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over ASGI, each request (read or write) in savepoints of the test's rolled-back
+    transaction."""
+    async with serving(app, connections=savepoint_connections(connection)) as client:
         yield client
 
 

@@ -5,7 +5,7 @@ Nothing connects at import time: `main.create_app` builds the engine in its life
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
@@ -16,9 +16,10 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection, Executable, MetaData, Result, event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_only, greenlet_spawn
 from sqlmodel import SQLModel
 
+from tasks_api.compiled_statements import CompiledStatement
 from tasks_api.config import Settings
 from tasks_api.errors import DatabaseUnavailableError
 
@@ -44,7 +45,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     exc.InterfaceError,
     exc.OperationalError,
     asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,  # a closed connection, as SQLAlchemy's InterfaceError above wraps it
     asyncpg.TooManyConnectionsError,
 )
 
@@ -58,11 +59,13 @@ def is_database_unavailable(error: BaseException) -> bool:
     """True for failures that a retry after a pause may cure, as opposed to a bad statement."""
     if isinstance(error, CONNECTION_ERRORS):
         return True
+    cause: BaseException | None = error
     if isinstance(error, exc.DBAPIError):
-        sqlstate = getattr(error.orig, "sqlstate", None)
-        unavailable = isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
-        return error.connection_invalidated or unavailable
-    return False
+        if error.connection_invalidated:
+            return True
+        cause = error.orig  # asyncpg's own error, which `fetch` sees unwrapped
+    sqlstate = getattr(cause, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def connect_args(settings: Settings) -> dict[str, Any]:
@@ -130,6 +133,9 @@ def _replace_closed_connection(
 OpenConnection = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 # Runs one statement on a pooled connection of its own and returns its result, read in full.
 RunStatement = Callable[[Executable, Mapping[str, Any] | None], Awaitable[Result[Any]]]
+# Runs SQL (asyncpg's, `$1` parameters) with its arguments on a pooled connection of its own and
+# returns asyncpg's records.
+FetchRecords = Callable[[str, Sequence[Any]], Awaitable[list[asyncpg.Record]]]
 # A block whose statements land together or not at all (`RequestDatabase.atomic`).
 Atomic = Callable[[], AbstractAsyncContextManager[None]]
 
@@ -140,14 +146,17 @@ class Connections:
 
     `run`: one statement on a connection of its own, in autocommit: no BEGIN and no COMMIT
     around it, two round trips fewer. One statement is atomic on its own; PostgreSQL runs it in a
-    transaction of its own. Behind PgBouncer in transaction mode each statement gets a BEGIN and
-    COMMIT after all: there asyncpg's prepare and execute of one statement must share a server
-    connection, which only a transaction guarantees (the PgBouncer suite fails without it).
+    transaction of its own. `fetch`: the same for a compiled statement's SQL, which runs on the
+    pooled asyncpg connection directly (`compiled_statements`). Behind PgBouncer in transaction
+    mode each statement gets a BEGIN and COMMIT after all: there asyncpg's prepare and execute of
+    one statement must share a server connection, which only a transaction guarantees (the
+    PgBouncer suite fails without it).
     `transaction`: a connection in one transaction, committed when the block exits cleanly and
     rolled back when it raises.
     """
 
     run: RunStatement
+    fetch: FetchRecords
     transaction: OpenConnection
 
     @classmethod
@@ -173,6 +182,17 @@ class Connections:
             with open_for_statement() as connection:
                 return connection.execute(statement, parameters)
 
+        fetch_on = _fetch if autocommit else _fetch_in_transaction
+
+        def fetch_sync(sql: str, arguments: Sequence[Any]) -> list[asyncpg.Record]:
+            # The pool's checkout and checkin as for `run` (the closed-connection check, the
+            # overflow, the reset, which finds no transaction open); in between, asyncpg alone.
+            connection = engine.sync_engine.raw_connection()
+            try:
+                return await_only(fetch_on(connection.driver_connection, sql, arguments))
+            finally:
+                connection.close()
+
         async def run(statement: Executable, parameters: Mapping[str, Any] | None) -> Result[Any]:
             # Checkout, statement and checkin in one pass through SQLAlchemy's greenlet bridge,
             # which is what its AsyncConnection does for each of them separately (plus a task
@@ -186,7 +206,29 @@ class Connections:
             finally:
                 queue.end_turn()
 
-        return cls(run=run, transaction=queue.in_turn(open_transaction))
+        async def fetch(sql: str, arguments: Sequence[Any]) -> list[asyncpg.Record]:
+            await queue.take_turn()
+            try:
+                return await greenlet_spawn(fetch_sync, sql, arguments)
+            finally:
+                queue.end_turn()
+
+        return cls(run=run, fetch=fetch, transaction=queue.in_turn(open_transaction))
+
+
+async def _fetch(connection: asyncpg.Connection, sql: str, arguments: Sequence[Any]) -> list[Any]:
+    records: list[Any] = await connection.fetch(sql, *arguments)
+    return records
+
+
+async def _fetch_in_transaction(
+    connection: asyncpg.Connection, sql: str, arguments: Sequence[Any]
+) -> list[Any]:
+    """Behind PgBouncer: asyncpg, with its statement cache off there, prepares and runs an
+    unnamed statement in two exchanges, which must reach the same server connection."""
+    async with connection.transaction():
+        records: list[Any] = await connection.fetch(sql, *arguments)
+    return records
 
 
 def create_request_engine(settings: Settings) -> tuple[AsyncEngine, Connections]:
@@ -281,6 +323,22 @@ class RequestDatabase:
                 return await self._transaction.execute(statement, parameters)
             # The result is buffered (asyncpg reads every row), so it outlives the connection.
             return await self._connections.run(statement, parameters)
+        except Exception as error:
+            if is_database_unavailable(error):
+                raise _unavailable(error) from error
+            raise
+
+    async def fetch(
+        self, statement: CompiledStatement, parameters: Mapping[str, Any], /
+    ) -> Sequence[Any]:
+        """The rows of a compiled statement: named tuples, or SQLAlchemy's rows inside
+        `atomic()`, which has SQLAlchemy run it in the block's transaction. Either reads the
+        same by position and by attribute."""
+        try:
+            if self._transaction is not None:
+                return (await self._transaction.execute(statement.statement, parameters)).all()
+            arguments = statement.arguments(parameters)
+            return statement.rows(await self._connections.fetch(statement.sql, arguments))
         except Exception as error:
             if is_database_unavailable(error):
                 raise _unavailable(error) from error

@@ -9,6 +9,7 @@ the app's own. Rate limits are off, or the per-address limit would turn the late
 that far: it is a 431 whatever the settings (tested below).
 """
 
+import asyncio
 import time
 import urllib.request
 import uuid
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from asyncpg.connection import LoggedQuery
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import FastAPI
 from sqlalchemy import event
@@ -221,8 +223,15 @@ class DatabaseActivity:
         # before_cursor_execute(conn, cursor, statement, parameters, context, executemany)
         self.statements.append(args[2])
 
-    def record_checkout(self, *args: Any) -> None:
+    def record_checkout(self, dbapi_connection: Any, *args: Any) -> None:
         self.checkouts += 1
+        # Compiled statements run on the asyncpg connection directly, where no SQLAlchemy event
+        # sees them; asyncpg reports them to its query loggers (a set: added once), at the event
+        # loop's next turn.
+        dbapi_connection.driver_connection.add_query_logger(self.record_query)
+
+    def record_query(self, query: LoggedQuery) -> None:
+        self.statements.append(query.query)
 
     @property
     def untouched(self) -> bool:
@@ -301,6 +310,7 @@ async def test_the_guard_sees_the_database_work_of_an_accepted_token(
     )
 
     assert accepted.status_code == 200
+    await asyncio.sleep(0)  # asyncpg's query loggers run at the loop's next turn
     assert guarded.database.checkouts >= 1
     assert any("FROM tasks" in statement for statement in guarded.database.statements)
     assert guarded.outbound.urls == [JWKS_URL]

@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,6 +16,7 @@ from tests.asgi import serving
 from tests.conftest import make_settings
 from tests.factories import make_task, read_row, read_task
 from tests.problems import assert_problem, without_request_id
+from tests.statement_log import Logged, recording_statements
 from tests.tasks.routes import (
     CREATE_TASK,
     GET_TASK,
@@ -251,15 +251,9 @@ async def test_two_devices_editing_the_same_version_one_wins_and_the_other_gets_
 
 
 @pytest.fixture
-def statements(connection: AsyncConnection) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def capture(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(connection.sync_engine, "before_cursor_execute", capture)
-    yield seen
-    event.remove(connection.sync_engine, "before_cursor_execute", capture)
+def statements(connection: AsyncConnection) -> Iterator[list[Logged]]:
+    with recording_statements(connection) as log:
+        yield log
 
 
 @pytest.mark.parametrize(("route", "body"), WRITES_TO_A_TASK)
@@ -267,7 +261,7 @@ async def test_a_conditional_write_is_one_update_with_the_version_in_its_where_c
     client: httpx.AsyncClient,
     owner_headers: dict[str, str],
     task: Task,
-    statements: list[str],
+    statements: list[Logged],
     route: Route,
     body: dict[str, Any] | None,
 ) -> None:
@@ -277,11 +271,11 @@ async def test_a_conditional_write_is_one_update_with_the_version_in_its_where_c
 
     assert response.status_code in {200, 204}
     data_statements = [
-        sql for sql in statements if not sql.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK"))
+        sql for sql, _ in statements if not sql.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK"))
     ]
     write, *after = data_statements
     assert write.startswith("UPDATE tasks SET")
-    assert "tasks.version IN" in write
+    assert "tasks.version = ANY" in write
     assert "RETURNING" in write
     # Only the DELETE's bounded tombstone purge may follow; nothing reads the task first.
     assert all(sql.startswith("DELETE FROM tasks") for sql in after), after

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tasks_api.tasks.repository import Keyset, SortKey, TaskFilter, TaskRepository
+from tests.conftest import database_on
+from tests.statement_log import Logged, recording_statements
 
 OWNER = "user-7"
 SHAPES = [(key, descending) for key in SortKey for descending in (False, True)]
@@ -35,16 +37,9 @@ async def many_tasks(connection: AsyncConnection) -> None:
 
 
 @pytest.fixture
-def captured(connection: AsyncConnection) -> Iterator[list[tuple[str, Any]]]:
-    statements: list[tuple[str, Any]] = []
-
-    def capture(*args: Any) -> None:
-        _, _, statement, parameters, _, _ = args
-        statements.append((statement, parameters))
-
-    event.listen(connection.sync_engine, "before_cursor_execute", capture)
-    yield statements
-    event.remove(connection.sync_engine, "before_cursor_execute", capture)
+def captured(connection: AsyncConnection) -> Iterator[list[Logged]]:
+    with recording_statements(connection) as log:
+        yield log
 
 
 async def _plan(connection: AsyncConnection, statement: str, parameters: Any) -> dict[str, Any]:
@@ -85,9 +80,9 @@ def _check_plan(nodes: list[dict[str, Any]], sort: SortKey, descending: bool, de
 
 @pytest.mark.usefixtures("many_tasks")
 async def test_every_list_shape_is_an_index_scan_without_sort_first_page_and_deep(
-    connection: AsyncConnection, captured: list[tuple[str, Any]]
+    connection: AsyncConnection, captured: list[Logged]
 ) -> None:
-    repository = TaskRepository(connection, OWNER)
+    repository = TaskRepository(database_on(connection), OWNER)
     for sort, descending in SHAPES:
         captured.clear()
         first_page = await repository.find_page(TaskFilter(), sort, descending, 51)

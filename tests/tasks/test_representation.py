@@ -22,6 +22,7 @@ from tasks_api.tasks.models import Priority, TaskRecord, tasks_table
 from tasks_api.tasks.repository import SortKey, TaskFilter, TaskRepository
 from tasks_api.tasks.representation import page_json, task_json
 from tasks_api.tasks.schemas import INT32_MAX, INT32_MIN, TaskChange, TaskResponse
+from tests.conftest import database_on
 
 OWNER = "representation-owner"
 _CHANGES = TypeAdapter(list[TaskChange])
@@ -65,7 +66,7 @@ async def _stored_rows(
 ) -> list[TaskRecord]:
     """The rows as the routes get them: a delta-sync page, tombstones included, oldest first."""
     await connection.execute(insert(tasks_table), values)
-    page = await TaskRepository(connection, OWNER).find_page(
+    page = await TaskRepository(database_on(connection), OWNER).find_page(
         TaskFilter(), SortKey.UPDATED_AT, descending=False, limit=len(values), include_deleted=True
     )
     assert len(page) == len(values)
@@ -94,7 +95,7 @@ async def test_rows_are_written_as_the_models_write_them(
 
 async def test_an_empty_page_is_an_empty_array(connection: AsyncConnection) -> None:
     assert page_json([]) == b"[]"
-    rows = await TaskRepository(connection, OWNER).find_page(
+    rows = await TaskRepository(database_on(connection), OWNER).find_page(
         TaskFilter(), SortKey.CREATED_AT, descending=True, limit=10
     )
     assert page_json(rows) == b"[]"

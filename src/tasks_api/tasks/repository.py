@@ -3,9 +3,10 @@
 Deleted tasks stay as tombstones (`deleted_at`) for delta sync; every statement but the sync query
 excludes them, so to the rest of the service a deleted task is a missing one.
 
-Statements run through SQLAlchemy Core (`database.Statements`) and return rows (`TaskRecord`):
-no ORM session, so no identity map or per-object state on the hot path. `Task` still defines the
-table; statements are built from its columns (`tasks_table`).
+Statements are SQLAlchemy Core, built from the table's columns (`tasks_table`) and return rows
+(`TaskRecord`): no ORM session, so no identity map or per-object state on the hot path. Those of
+the task routes are built once and compiled once (`CompiledStatement`), and run on asyncpg
+directly; the maintenance statements run through SQLAlchemy (`RequestDatabase.execute`).
 
 Timestamps come from the database clock (`statement_timestamp()`, when the writing statement
 started): one clock for every process and replica, which delta sync relies on (see `sync_point`).
@@ -21,9 +22,11 @@ from typing import Any, cast
 
 import uuid6
 from sqlalchemy import (
+    ARRAY,
     Boolean,
     ColumnElement,
     Integer,
+    any_,
     bindparam,
     case,
     delete,
@@ -37,11 +40,11 @@ from sqlalchemy import (
 from sqlalchemy import (
     select as core_select,
 )
-from sqlalchemy.engine import Result
-from sqlalchemy.sql import Select, Update
+from sqlalchemy.sql import Update
 
+from tasks_api.compiled_statements import CompiledStatement
 from tasks_api.conditional_requests import VersionCondition
-from tasks_api.database import Statements
+from tasks_api.database import RequestDatabase
 from tasks_api.tasks.models import (
     Priority,
     TaskRecord,
@@ -62,19 +65,19 @@ _c = _tasks.c
 # `deleted` in the row, a row converts to its response (a task or a tombstone) by its attributes
 # alone, and no attribute the response reads is missing from it.
 _COLUMNS = (*_tasks.columns, _c.deleted_at.is_not(None).label("deleted"))
-# The task routes' statements are built once per shape, with the values as bind parameters
-# (`owner_id` always), and kept: building one through SQLAlchemy's expression language, then
-# computing its cache key to find the compiled form, cost more than running it (a write's profile
-# showed almost half of its time there). A statement object used again has its cache key already.
-# The maintenance statements (`sync_point`, `purge_tombstones`) run rarely and are built per call.
+# The task routes' statements are built and compiled once per shape, with the values as bind
+# parameters (`owner_id` always), and kept: building one through SQLAlchemy's expression language,
+# then finding its compiled form, cost more than running it (a write's profile showed almost half
+# of its time there). The maintenance statements (`sync_point`, `purge_tombstones`) run rarely and
+# are built per call.
 _OWNED = _c.user_id == bindparam("owner_id")
 _OWNED_LIVE = (_OWNED, _c.deleted_at.is_(None))
 _THE_TASK = _c.id == bindparam("task_id")
-_GET_LIVE = core_select(*_COLUMNS).where(*_OWNED_LIVE, _THE_TASK)
+_GET_LIVE = CompiledStatement(core_select(*_COLUMNS).where(*_OWNED_LIVE, _THE_TASK))
 # The create, built once the same way: the writable fields, the new id and the owner are bind
-# parameters; the times come from the database clock.
+# parameters; the times come from the database clock, the first version is 1.
 _completed = bindparam("completed", type_=Boolean)
-_INSERT = (
+_INSERT = CompiledStatement(
     insert(_tasks)
     .values(
         title=bindparam("title"),
@@ -86,6 +89,7 @@ _INSERT = (
         user_id=bindparam("owner_id"),
         completed=_completed,
         completed_at=case((_completed, _now()), else_=None),
+        version=1,
         created_at=_now(),
         updated_at=_now(),
     )
@@ -127,18 +131,19 @@ class TaskRepository:
     WHERE clause, so a write either happens on an accepted version or not at all.
     """
 
-    def __init__(self, database: Statements, owner_id: str) -> None:
+    def __init__(self, database: RequestDatabase, owner_id: str) -> None:
         self._database = database
         self._owner_id = owner_id
 
     async def get(self, task_id: uuid.UUID) -> TaskRecord | None:
         parameters = {"owner_id": self._owner_id, "task_id": task_id}
-        return _one_or_none(await self._database.execute(_GET_LIVE, parameters))
+        return _one_or_none(await self._database.fetch(_GET_LIVE, parameters))
 
     async def add(self, values: Mapping[str, Any]) -> TaskRecord:
         """Insert a task with every writable field in `values`; the database stamps its times."""
         parameters = {**values, "id": uuid6.uuid7(), "owner_id": self._owner_id}
-        return cast(TaskRecord, (await self._database.execute(_INSERT, parameters)).one())
+        (task,) = await self._database.fetch(_INSERT, parameters)
+        return cast(TaskRecord, task)
 
     async def find_page(
         self,
@@ -165,9 +170,7 @@ class TaskRepository:
         statement = _page_statement(
             sort, descending, frozenset(parameters) & _FILTER_NAMES, boundary, include_deleted
         )
-        return cast(
-            Sequence[TaskRecord], (await self._database.execute(statement, parameters)).all()
-        )
+        return cast(Sequence[TaskRecord], await self._database.fetch(statement, parameters))
 
     async def update(
         self,
@@ -249,7 +252,7 @@ class TaskRepository:
 
     async def _update_returning(
         self,
-        statement: Update,
+        statement: CompiledStatement,
         task_id: uuid.UUID,
         versions: frozenset[int] | None,
         values: Mapping[str, Any] | None = None,
@@ -259,11 +262,12 @@ class TaskRepository:
         parameters = {**(values or {}), "owner_id": self._owner_id, "task_id": task_id}
         if versions is not None:
             parameters["versions"] = sorted(versions)
-        return _one_or_none(await self._database.execute(statement, parameters))
+        return _one_or_none(await self._database.fetch(statement, parameters))
 
 
-def _one_or_none(result: Result[Any]) -> TaskRecord | None:
-    return cast(TaskRecord | None, result.one_or_none())
+def _one_or_none(rows: Sequence[Any]) -> TaskRecord | None:
+    """The row of a statement that finds one by its key, or None."""
+    return cast(TaskRecord, rows[0]) if rows else None
 
 
 def _sort_expression(sort: SortKey, descending: bool) -> ColumnElement[Any]:
@@ -331,7 +335,7 @@ def _page_statement(
     filters: frozenset[str],
     boundary: _Boundary | None,
     include_deleted: bool,
-) -> Select[Any]:
+) -> CompiledStatement:
     """A page's SELECT for one shape; binds `owner_id`, `limit`, the filters' values and, past
     the first page, `after_id` (and `after_value`)."""
     key = _sort_expression(sort, descending)
@@ -340,7 +344,7 @@ def _page_statement(
     conditions = [_FILTER_CONDITIONS[name] for name in sorted(filters)]
     if boundary is not None:
         conditions.append(_after(key, descending, boundary))
-    return (
+    return CompiledStatement(
         core_select(*_COLUMNS)
         .where(*scope, *conditions)
         .order_by(*_order_by(key, descending))
@@ -378,7 +382,8 @@ def _changing(values: Mapping[str, Any], guarded: bool) -> Update:
     that bumps `version` and `updated_at` and returns the row."""
     conditions = [*_OWNED_LIVE, _THE_TASK]
     if guarded:
-        conditions.append(_c.version.in_(bindparam("versions", expanding=True)))
+        # One array parameter, so one statement whatever the number of versions.
+        conditions.append(_c.version == any_(bindparam("versions", type_=ARRAY(Integer))))
     return (
         update(_tasks)
         .where(*conditions)
@@ -388,7 +393,7 @@ def _changing(values: Mapping[str, Any], guarded: bool) -> Update:
 
 
 @functools.lru_cache(maxsize=256)  # 2^6 sets of writable fields x guarded or not
-def _write_statement(fields: frozenset[str], guarded: bool) -> Update:
+def _write_statement(fields: frozenset[str], guarded: bool) -> CompiledStatement:
     """The UPDATE writing `fields`, each from the bind parameter of its name."""
     values: dict[str, Any] = {name: bindparam(name, type_=_c[name].type) for name in fields}
     if "completed" in fields:
@@ -398,15 +403,20 @@ def _write_statement(fields: frozenset[str], guarded: bool) -> Update:
             (values["completed"], case((_c.completed, _c.completed_at), else_=_now())),
             else_=None,
         )
-    return _changing(values, guarded)
+    return CompiledStatement(_changing(values, guarded))
 
 
 # SET expressions read the row as it was before the UPDATE.
 _FLIP = {
-    guarded: _changing(
-        {"completed": ~_c.completed, "completed_at": case((_c.completed, None), else_=_now())},
-        guarded,
+    guarded: CompiledStatement(
+        _changing(
+            {"completed": ~_c.completed, "completed_at": case((_c.completed, None), else_=_now())},
+            guarded,
+        )
     )
     for guarded in (False, True)
 }
-_TOMBSTONE = {guarded: _changing({"deleted_at": _now()}, guarded) for guarded in (False, True)}
+_TOMBSTONE = {
+    guarded: CompiledStatement(_changing({"deleted_at": _now()}, guarded))
+    for guarded in (False, True)
+}
