@@ -7,8 +7,9 @@ as one UPDATE), so both use the same indexes and plans. The JSON bodies have the
 same order, byte for byte (`bench.checks` checks this before anything is measured).
 
 What it leaves out is what the ratio measures: FastAPI's routing, dependency injection and
-validation, pydantic models, SQLAlchemy between the code and asyncpg (the service uses its Core,
-with prebuilt statements), and the middleware (request id, size limits, CORS). Like the service,
+validation, pydantic models, SQLAlchemy's pool between the code and asyncpg (the service's
+statements are SQLAlchemy Core, compiled once and run on the pool's asyncpg connection), and the
+middleware (request id, size limits, CORS). Like the service,
 every statement runs in a transaction of its own (autocommit). Only the endpoints and parameters
 the benchmark uses are served: list (sorted by created_at or due_date; status, priority, limit,
 cursor), get, create, patch, toggle, /health, /api/me.

@@ -118,34 +118,41 @@ def tables(summaries: Sequence[Summary]) -> str:
     return "\n".join(out)
 
 
-def auth_shares(summaries: Sequence[Summary]) -> str:
-    """What auth adds to a GET, from three scenarios of the same run, per app and point.
+def auth_shares(runs: Sequence[Run]) -> str:
+    """What auth adds to a GET, from three scenarios of the same round, per app and point.
 
     At concurrency 32 and up each worker is one busy core, so workers/(requests/s) is the CPU
-    time of one request. /api/me minus /health is what verifying (or finding) a token costs,
-    and that over get_task's time is auth's share of a GET. Only printed when all three were
-    measured.
+    time of one request. /api/me minus /health is what verifying (or finding) a token costs, and
+    that over get_task's time is auth's share of a GET. Worked out per round (the three are
+    measured within minutes of each other in one round), then the median over the rounds and
+    their range. Only printed when all three were measured.
     """
-    by_point = {(s.scenario, s.app, s.workers, s.concurrency): s for s in summaries}
-    lines = []
-    for (scenario, app, workers, concurrency), me in sorted(by_point.items()):
+    by_run = {(r.scenario, r.app, r.workers, r.concurrency, r.round): r for r in runs}
+    shares: dict[tuple[AppName, int, int], list[float]] = {}
+    for (scenario, app, workers, concurrency, round_number), me in sorted(by_run.items()):
         if scenario != "auth_me" or concurrency < 32:
             continue
-        health = by_point.get(("health", app, workers, concurrency))
-        get = by_point.get(("get_task", app, workers, concurrency))
+        health = by_run.get(("health", app, workers, concurrency, round_number))
+        get = by_run.get(("get_task", app, workers, concurrency, round_number))
         if health is None or get is None:
             continue
-        if not all(s.requests_per_second for s in (me, health, get)):
+        rates = [run.result.requests_per_second for run in (me, health, get)]
+        if not all(rates):
             continue
-        auth_us = workers * (1e6 / me.requests_per_second - 1e6 / health.requests_per_second)
-        get_us = workers * 1e6 / get.requests_per_second
-        lines.append(
-            f"  {app:<8} c={concurrency:<3} w={workers}: auth {auth_us:6.1f} us of a GET's "
-            f"{get_us:6.1f} us = {auth_us / get_us:6.1%}"
-        )
+        me_rate, health_rate, get_rate = rates
+        auth_us = workers * (1e6 / me_rate - 1e6 / health_rate)
+        get_us = workers * 1e6 / get_rate
+        shares.setdefault((app, workers, concurrency), []).append(auth_us / get_us)
+    lines = [
+        f"  {app:<8} c={concurrency:<3} w={workers}: median {statistics.median(values):6.1%} "
+        f"over {len(values)} round(s), from {min(values):6.1%} to {max(values):6.1%}"
+        for (app, workers, concurrency), values in shares.items()
+    ]
     if not lines:
         return ""
-    return "\nauth's share of a GET (/api/me minus /health, over get_task):\n" + "\n".join(lines)
+    return "\nauth's share of a GET (/api/me minus /health, over get_task, per round):\n" + (
+        "\n".join(lines)
+    )
 
 
 def write_json(path: Path, *, metadata: dict[str, Any], runs: Sequence[Run]) -> None:
