@@ -9,11 +9,15 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Float, Integer, Text, bindparam, cast, event, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tasks_api.compiled_statements import CompiledStatement
 from tasks_api.config import Settings
-from tasks_api.database import RequestDatabase, create_request_engine
+from tasks_api.database import Connections, RequestDatabase, create_request_engine
+from tasks_api.errors import DatabaseUnavailableError
 from tasks_api.tasks.models import Priority
 from tasks_api.tasks.repository import TaskRepository
 from tests.conftest import raw_connection
@@ -29,14 +33,35 @@ _NEW_TASK: dict[str, Any] = {
 
 
 @pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[RequestDatabase]:
-    # One pooled connection, so that every statement of a test runs on the same one.
-    settings = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+async def request_engine(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, Connections]]:
+    # One pooled connection, so that every statement of a test runs on the same one, and
+    # statements time out quickly.
+    settings = settings.model_copy(
+        update={"db_pool_size": 1, "db_max_overflow": 0, "db_statement_timeout_seconds": 0.3}
+    )
     engine, connections = create_request_engine(settings)
     try:
-        yield RequestDatabase(connections)
+        yield engine, connections
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def database(request_engine: tuple[AsyncEngine, Connections]) -> RequestDatabase:
+    return RequestDatabase(request_engine[1])
+
+
+@pytest.fixture
+def checked_out(request_engine: tuple[AsyncEngine, Connections]) -> list[object]:
+    """The asyncpg connection of every checkout from the pool, in order (through PgBouncer, the
+    server's backend process says nothing about which client connection was used)."""
+    connections: list[object] = []
+
+    def on_checkout(dbapi_connection: Any, *args: Any) -> None:
+        connections.append(dbapi_connection.driver_connection)
+
+    event.listen(request_engine[0].sync_engine.pool, "checkout", on_checkout)
+    return connections
 
 
 @pytest.fixture
@@ -100,3 +125,33 @@ async def test_an_atomic_block_that_raises_leaves_nothing(
     # The pooled connection is back in autocommit afterwards: a single statement commits again.
     await TaskRepository(database, owner).add(_NEW_TASK)
     assert await _committed_tasks(database_url, owner) == 1
+
+
+# A statement of a given length, and one that fails on the server.
+_SLEEP = CompiledStatement(select(func.pg_sleep(bindparam("seconds", type_=Float)).label("slept")))
+_NUMBER = CompiledStatement(select(cast(bindparam("text", type_=Text), Integer).label("number")))
+
+
+async def test_an_error_the_server_answered_keeps_the_connection(
+    database: RequestDatabase, checked_out: list[object]
+) -> None:
+    with pytest.raises(asyncpg.InvalidTextRepresentationError):
+        await database.fetch(_NUMBER, {"text": "seven"})
+    (row,) = await database.fetch(_NUMBER, {"text": "7"})
+
+    assert row.number == 7
+    first, second = checked_out
+    assert second is first
+
+
+async def test_a_statement_that_timed_out_does_not_leave_its_connection_in_the_pool(
+    database: RequestDatabase, checked_out: list[object]
+) -> None:
+    with pytest.raises(DatabaseUnavailableError):
+        await database.fetch(_SLEEP, {"seconds": 5})
+    # The only pooled connection may be mid-cancel: a new one serves the next statement.
+    (row,) = await database.fetch(_NUMBER, {"text": "7"})
+
+    assert row.number == 7
+    first, second = checked_out
+    assert second is not first

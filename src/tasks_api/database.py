@@ -46,6 +46,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     exc.OperationalError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,  # a closed connection, as SQLAlchemy's InterfaceError above wraps it
+    # asyncpg out of step with the server on this connection: seen behind PgBouncer while
+    # PostgreSQL restarted, on pooled connections whose last statement had succeeded. The
+    # connection is dropped (`_leaves_connection_unusable`), and a retry gets another.
+    asyncpg.InternalClientError,
     asyncpg.TooManyConnectionsError,
 )
 
@@ -64,6 +68,8 @@ def is_database_unavailable(error: BaseException) -> bool:
         if error.connection_invalidated:
             return True
         cause = error.orig  # asyncpg's own error, which `fetch` sees unwrapped
+        if isinstance(cause, CONNECTION_ERRORS):
+            return True
     sqlstate = getattr(cause, "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
@@ -190,6 +196,14 @@ class Connections:
             connection = engine.sync_engine.raw_connection()
             try:
                 return await_only(fetch_on(connection.driver_connection, sql, arguments))
+            except BaseException as error:
+                if _leaves_connection_unusable(error):
+                    # What SQLAlchemy's execution does on a disconnect: close the connection and
+                    # keep it out of the pool, here for anything but an error the server answered
+                    # with, since asyncpg may be mid-exchange (a timeout's cancel behind
+                    # PgBouncer left one that refused the next statement).
+                    connection.invalidate(error if isinstance(error, Exception) else None)
+                raise
             finally:
                 connection.close()
 
@@ -214,6 +228,13 @@ class Connections:
                 queue.end_turn()
 
         return cls(run=run, fetch=fetch, transaction=queue.in_turn(open_transaction))
+
+
+def _leaves_connection_unusable(error: BaseException) -> bool:
+    """Whether a connection that raised `error` must not serve another statement: the server's
+    own answer to a statement (a constraint, a bad value) leaves it ready for the next, anything
+    else (a timeout, a cancellation, a broken socket, a shutdown) may not."""
+    return not isinstance(error, asyncpg.PostgresError) or is_database_unavailable(error)
 
 
 async def _fetch(connection: asyncpg.Connection, sql: str, arguments: Sequence[Any]) -> list[Any]:
