@@ -186,8 +186,9 @@ def savepoint_connections(connection: AsyncConnection) -> Connections:
         # savepoint (and the test's transaction) is already open on it.
         async with savepoint() as in_savepoint:
             log_fetch(connection, sql, arguments)
-            raw = await in_savepoint.get_raw_connection()
-            records: list[asyncpg.Record] = await raw.driver_connection.fetch(sql, *arguments)
+            driver = (await in_savepoint.get_raw_connection()).driver_connection
+            assert driver is not None  # a checked-out connection has its asyncpg connection
+            records: list[asyncpg.Record] = await driver.fetch(sql, *arguments)
             return records
 
     return Connections(run=run_in_savepoint, fetch=fetch_in_savepoint, transaction=savepoint)

@@ -17,7 +17,6 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Executable
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
@@ -43,7 +42,7 @@ class CompiledStatement:
         if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
             raise TypeError("not a statement with positional parameters")
         _refuse_what_execution_would_add(compiled)
-        self.statement: Executable = statement
+        self.statement = statement
         self.sql = compiled.string
         self._parameters = tuple(_parameter(compiled, name) for name in compiled.positiontup)
         columns = statement.exported_columns
