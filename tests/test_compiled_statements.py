@@ -105,6 +105,14 @@ def test_an_expanding_in_list_is_refused() -> None:
         CompiledStatement(expanding)
 
 
+def test_a_column_whose_conversion_needs_a_result_is_refused() -> None:
+    # SQLAlchemy types integer division as Numeric, which asyncpg's dialect converts by the
+    # result's type code: nothing to work out once, in advance.
+    divided = select((_c.position / bindparam("by", type_=Integer)).label("share"))
+    with pytest.raises(TypeError, match="'share'"):
+        CompiledStatement(divided)
+
+
 def test_a_missing_parameter_is_a_key_error() -> None:
     statement = CompiledStatement(select(_c.id).limit(bindparam("limit", type_=Integer)))
     with pytest.raises(KeyError):

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
+from sqlalchemy.types import TypeEngine
 
 # The app's dialect (PostgreSQL through asyncpg). Compiling needs none of what connecting tells a
 # dialect about the server: tests/test_compiled_statements.py holds the SQL equal to what the
@@ -52,7 +53,7 @@ class CompiledStatement:
         self._conversions = tuple(
             (index, convert)
             for index, column in enumerate(columns)
-            if (convert := column.type.dialect_impl(DIALECT).result_processor(DIALECT, None))
+            if (convert := _result_conversion(column.key, column.type))
         )
 
     def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
@@ -86,6 +87,19 @@ def _parameter(compiled: SQLCompiler, name: str) -> tuple[str | None, Any, _Conv
     if bind.required:
         return name, None, convert
     return None, bind.value, convert
+
+
+def _result_conversion(name: str, column_type: TypeEngine[Any]) -> _Convert | None:
+    """How SQLAlchemy converts the column's values, worked out without a result at hand: a type
+    whose conversion depends on the driver's type code for the result (asyncpg's Numeric, which
+    integer division produces) is refused when the statement is built."""
+    try:
+        return column_type.dialect_impl(DIALECT).result_processor(DIALECT, None)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"column {name!r}: SQLAlchemy converts {column_type!r} by the result's type code, "
+            "unknown in advance; cast the column to a type it converts without one"
+        ) from error
 
 
 def _refuse_what_execution_would_add(compiled: SQLCompiler) -> None:
