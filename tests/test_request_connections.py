@@ -1,8 +1,9 @@
 """The connections requests run their statements on (`database.Connections`), built as the app
 builds them (`create_request_engine`): a single statement commits on its own, and an atomic
-block is one transaction at READ COMMITTED that lands whole or not at all. The PgBouncer leg of
-CI runs these through PgBouncer, where every statement gets a transaction of its own instead of
-autocommit.
+block is one transaction at READ COMMITTED that lands whole or not at all; a compiled statement
+that fails other than by the server's answer does not leave its connection in the pool. The
+PgBouncer leg of CI runs these through PgBouncer, where every statement gets a transaction of its
+own instead of autocommit.
 """
 
 import uuid

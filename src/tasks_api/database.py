@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 import asyncpg
 import uuid6
@@ -24,6 +24,8 @@ from tasks_api.config import Settings
 from tasks_api.errors import DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # Constraint and index names come from here, so migrations stay reproducible. Only expression
 # indexes, which the convention cannot name, are named in the model.
@@ -208,24 +210,10 @@ class Connections:
                 connection.close()
 
         async def run(statement: Executable, parameters: Mapping[str, Any] | None) -> Result[Any]:
-            # Checkout, statement and checkin in one pass through SQLAlchemy's greenlet bridge,
-            # which is what its AsyncConnection does for each of them separately (plus a task
-            # to shield the close): about 50 us less per statement in a micro-timing. Its
-            # `greenlet_spawn` is what SQLAlchemy's own asyncio extension is built on, but not
-            # documented API: pyproject.toml keeps SQLAlchemy below 2.2, and the tests that
-            # run the app with its lifespan (PgBouncer, outages, many users) go through here.
-            await queue.take_turn()
-            try:
-                return await greenlet_spawn(run_sync, statement, parameters)
-            finally:
-                queue.end_turn()
+            return await queue.in_one_pass(run_sync, statement, parameters)
 
         async def fetch(sql: str, arguments: Sequence[Any]) -> list[asyncpg.Record]:
-            await queue.take_turn()
-            try:
-                return await greenlet_spawn(fetch_sync, sql, arguments)
-            finally:
-                queue.end_turn()
+            return await queue.in_one_pass(fetch_sync, sql, arguments)
 
         return cls(run=run, fetch=fetch, transaction=queue.in_turn(open_transaction))
 
@@ -294,6 +282,20 @@ class _FairQueue:
     def end_turn(self) -> None:
         self._turns.release()
 
+    async def in_one_pass(self, work: Callable[..., _T], *args: Any) -> _T:
+        """In turn, `work`: synchronous SQLAlchemy (checkout, statement, checkin) in one pass
+        through SQLAlchemy's greenlet bridge, where its AsyncConnection switches for each of
+        them (plus a task to shield the close): about 50 us less per statement in a
+        micro-timing. `greenlet_spawn` is what SQLAlchemy's own asyncio extension is built on,
+        but not documented API: pyproject.toml keeps SQLAlchemy below 2.2, and the tests that
+        run the app with its lifespan (PgBouncer, outages, many users) go through here."""
+        await self.take_turn()
+        try:
+            result: _T = await greenlet_spawn(work, *args)
+            return result
+        finally:
+            self.end_turn()
+
     def in_turn(self, open_connection: OpenConnection) -> OpenConnection:
         @asynccontextmanager
         async def opened() -> AsyncIterator[AsyncConnection]:
@@ -308,8 +310,9 @@ class _FairQueue:
 
 
 class Statements(Protocol):
-    """What repositories run their statements on: `RequestDatabase` in the app, or a plain
-    `AsyncConnection` (tests, scripts)."""
+    """What a repository that builds its statements per call runs them on (the idempotency
+    records'): `RequestDatabase` in the app, or a plain `AsyncConnection` (tests, scripts).
+    `TaskRepository` takes a `RequestDatabase`, for its compiled statements (`fetch`)."""
 
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None, /

@@ -130,8 +130,9 @@ tasks_table: Table = Task.__table__  # type: ignore[attr-defined]
 
 
 class TaskRecord(Protocol):
-    """A row of `tasks` as the repository returns it (a SQLAlchemy Core row): the columns above
-    and `deleted`, read-only, by name. The service and the router read tasks only through this."""
+    """A row of `tasks` as the repository returns it (a compiled statement's named tuple, or a
+    SQLAlchemy Core row inside an atomic block): the columns above and `deleted`, read-only, by
+    name. The service and the router read tasks only through this."""
 
     @property
     def id(self) -> uuid.UUID: ...
